@@ -1,0 +1,120 @@
+//! Sign-in, sign-out, the current user, the second login step and first-run setup.
+
+use rocket::http::{CookieJar, Status};
+use rocket::serde::json::Json;
+use rocket::{get, post, routes, Route, State};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::audit;
+use crate::auth::login::{self as signin, LoginOutcome, Setup, PENDING_TTL};
+use crate::auth::request::ClientInfo;
+use crate::auth::{jwt, session, AuthUser, SameSite, PENDING_COOKIE};
+use crate::body::JsonBody;
+use crate::db::{in_tx, sessions, users::User};
+use crate::error::{ApiError, ApiResult};
+use crate::mfa::service;
+use crate::state::App;
+
+#[derive(Deserialize)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+#[post("/auth/login", data = "<body>")]
+async fn login(app: &State<App>, _s: SameSite, client: ClientInfo, jar: &CookieJar<'_>, body: JsonBody<LoginBody>) -> ApiResult<Json<Value>> {
+    let (a, b, ip) = (app.inner().clone(), body.0, client.ip_key());
+    match app.db.run(move |c| signin::login(&a, c, &b.email, &b.password, &ip)).await? {
+        LoginOutcome::Session(user, s) => {
+            session::set_cookies(app, jar, s);
+            Ok(Json(json!(user)))
+        }
+        LoginOutcome::MfaRequired(token) => {
+            session::set_pending_cookie(app, jar, token, PENDING_TTL);
+            Ok(Json(json!({ "mfa_required": true })))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+#[post("/auth/mfa/verify", data = "<body>")]
+async fn verify(app: &State<App>, _s: SameSite, client: ClientInfo, jar: &CookieJar<'_>, body: JsonBody<CodeBody>) -> ApiResult<Json<User>> {
+    let invalid = || ApiError::new(Status::Unauthorized, "MFA_PENDING_INVALID", "The sign-in step expired. Please sign in again");
+    let token = jar.get(PENDING_COOKIE).map(|c| c.value().to_string()).ok_or_else(invalid)?;
+    let claims = jwt::verify(&app.keys.jwt, &token, jwt::MFA_PENDING, app.now()).ok_or_else(invalid)?;
+    let (jti, sub) = match (claims.jti, claims.sub.parse::<i64>()) {
+        (Some(j), Ok(s)) => (j, s),
+        _ => return Err(invalid()),
+    };
+    let (a, code, au) = (app.inner().clone(), body.0.code, audit(&client));
+    let res = app
+        .db
+        .run(move |c| {
+            in_tx(c, |tx| {
+                let rec = service::verify_login(&a, tx, &jti, sub, &code, &au)?;
+                let s = session::create(&a, tx, rec.user.id, a.now())?;
+                Ok((rec.user, s))
+            })
+        })
+        .await;
+    match res {
+        Ok((user, s)) => {
+            session::set_cookies(app, jar, s);
+            Ok(Json(user))
+        }
+        Err(e) => {
+            if e.code == "MFA_PENDING_INVALID" {
+                session::clear_cookies(jar);
+            }
+            Err(e)
+        }
+    }
+}
+
+#[post("/auth/logout")]
+async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiResult<Json<Value>> {
+    if let Some(sid) = user.session_id {
+        app.db.run(move |c| sessions::revoke(c, sid)).await?;
+    }
+    session::clear_cookies(jar);
+    Ok(Json(json!({ "ok": true })))
+}
+
+#[get("/auth/me")]
+fn me(user: AuthUser) -> Json<User> {
+    Json(user.user)
+}
+
+#[get("/auth/setup")]
+fn setup_status(app: &State<App>) -> Json<Value> {
+    let open = app.setup_token.lock().map(|t| t.is_some()).unwrap_or(false);
+    Json(json!({ "open": open }))
+}
+
+#[derive(Deserialize)]
+struct SetupBody {
+    token: Option<String>,
+    email: String,
+    name: String,
+    password: String,
+}
+
+#[post("/auth/setup", data = "<body>")]
+async fn setup(app: &State<App>, _s: SameSite, jar: &CookieJar<'_>, body: JsonBody<SetupBody>) -> ApiResult<(Status, Json<User>)> {
+    let (a, b) = (app.inner().clone(), body.0);
+    let req = Setup { token: b.token, email: b.email, name: b.name, password: b.password };
+    let (user, s) = app.db.run(move |c| signin::setup(&a, c, req)).await?;
+    tracing::info!(user = user.id, "first admin account created through setup; setup is now closed");
+    session::set_cookies(app, jar, s);
+    Ok((Status::Created, Json(user)))
+}
+
+/// The auth routes.
+pub fn routes() -> Vec<Route> {
+    routes![login, verify, logout, me, setup_status, setup]
+}

@@ -1,0 +1,102 @@
+//! The MFA endpoints of the API pages (begin, confirm, cancel, disable) and the ones a real
+//! MFA system needs around them (regenerate, status, events, a local QR renderer).
+
+use rocket::http::ContentType;
+use rocket::serde::json::Json;
+use rocket::{get, post, routes, Route, State};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::audit;
+use crate::auth::request::ClientInfo;
+use crate::auth::AuthUser;
+use crate::body::JsonBody;
+use crate::db::mfa as repo;
+use crate::error::{ApiError, ApiResult};
+use crate::mfa::service::{self, Begin, MfaStatus};
+use crate::state::App;
+
+#[post("/auth/mfa/enroll/begin")]
+async fn begin(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResult<Json<Begin>> {
+    let (a, id, au) = (app.inner().clone(), user.user.id, audit(&client));
+    Ok(Json(app.db.run(move |c| service::begin(&a, c, id, &au)).await?))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+#[post("/auth/mfa/enroll/confirm", data = "<body>")]
+async fn confirm(app: &State<App>, user: AuthUser, client: ClientInfo, body: JsonBody<CodeBody>) -> ApiResult<Json<Value>> {
+    let (a, id, au, code) = (app.inner().clone(), user.user.id, audit(&client), body.0.code);
+    let codes = app.db.run(move |c| service::confirm(&a, c, id, &code, &au)).await?;
+    Ok(Json(json!({ "backup_codes": codes })))
+}
+
+#[post("/auth/mfa/enroll/cancel")]
+async fn cancel(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResult<Json<Value>> {
+    let (a, id, au) = (app.inner().clone(), user.user.id, audit(&client));
+    app.db.run(move |c| service::cancel(&a, c, id, &au)).await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+#[derive(Deserialize)]
+struct StepUpBody {
+    code: String,
+    password: Option<String>,
+}
+
+#[post("/auth/mfa/disable", data = "<body>")]
+async fn disable(app: &State<App>, user: AuthUser, client: ClientInfo, body: JsonBody<StepUpBody>) -> ApiResult<Json<Value>> {
+    let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
+    app.db.run(move |c| service::disable(&a, c, id, &b.code, b.password.as_deref(), &au)).await?;
+    Ok(Json(json!({ "ok": true })))
+}
+
+#[post("/auth/mfa/backup/regenerate", data = "<body>")]
+async fn regenerate(app: &State<App>, user: AuthUser, client: ClientInfo, body: JsonBody<StepUpBody>) -> ApiResult<Json<Value>> {
+    let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
+    let codes = app.db.run(move |c| service::regenerate(&a, c, id, &b.code, b.password.as_deref(), &au)).await?;
+    Ok(Json(json!({ "backup_codes": codes })))
+}
+
+#[get("/auth/mfa/status")]
+async fn status(app: &State<App>, user: AuthUser) -> ApiResult<Json<MfaStatus>> {
+    let id = user.user.id;
+    Ok(Json(app.db.run(move |c| service::status(c, id)).await?))
+}
+
+#[get("/auth/mfa/events")]
+async fn events(app: &State<App>, user: AuthUser) -> ApiResult<Json<Vec<repo::Event>>> {
+    let id = user.user.id;
+    Ok(Json(app.db.run(move |c| repo::events(c, id, 50)).await?))
+}
+
+#[derive(Deserialize)]
+struct QrBody {
+    otpauth_url: String,
+}
+
+/// Renders the page's QR code here, so the otpauth URL never reaches a third party.
+#[post("/auth/mfa/qr", data = "<body>")]
+fn qr(_user: AuthUser, body: JsonBody<QrBody>) -> ApiResult<(ContentType, String)> {
+    let url = body.0.otpauth_url;
+    if !url.starts_with("otpauth://totp/") || url.len() > 1024 {
+        return Err(ApiError::validation("otpauth_url", "Expected an otpauth://totp/ URL"));
+    }
+    let code = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
+        .map_err(|_| ApiError::validation("otpauth_url", "Too long for a QR code"))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color<'_>>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build();
+    Ok((ContentType::SVG, svg))
+}
+
+/// The MFA routes.
+pub fn routes() -> Vec<Route> {
+    routes![begin, confirm, cancel, disable, regenerate, status, events, qr]
+}
+

@@ -1,0 +1,25 @@
+//! HTTP routes, one module per resource.
+
+pub mod auth;
+pub mod health;
+pub mod mfa;
+pub mod tokens;
+
+use rocket::Route;
+
+use crate::auth::request::ClientInfo;
+use crate::mfa::service::Audit;
+
+/// Every API route, to be mounted at `/api`.
+pub fn routes() -> Vec<Route> {
+    let mut r = health::routes();
+    r.extend(auth::routes());
+    r.extend(mfa::routes());
+    r.extend(tokens::routes());
+    r
+}
+
+/// The audit facts of a request.
+pub fn audit(c: &ClientInfo) -> Audit {
+    Audit { ip: c.ip_text(), user_agent: c.user_agent.clone() }
+}

@@ -1,0 +1,210 @@
+//! MFA state: the users' MFA columns, backup codes, challenges, failures and audit events.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+use crate::clock::rfc3339;
+use crate::error::ApiError;
+
+/// Stores a pending (sealed) secret, replacing any earlier one; only while MFA is off.
+pub fn set_pending(conn: &Connection, user_id: i64, sealed: &[u8]) -> Result<bool, ApiError> {
+    Ok(conn.execute(
+        "UPDATE users SET mfa_secret = ?1 WHERE id = ?2 AND mfa_enabled = 0",
+        params![sealed, user_id],
+    )? == 1)
+}
+
+/// Clears a pending secret; only while MFA is off.
+pub fn clear_pending(conn: &Connection, user_id: i64) -> Result<(), ApiError> {
+    conn.execute(
+        "UPDATE users SET mfa_secret = NULL WHERE id = ?1 AND mfa_enabled = 0",
+        [user_id],
+    )?;
+    Ok(())
+}
+
+/// Turns MFA on, if it is still off and the pending secret is still `sealed`.
+/// Returns false when another request got there first.
+pub fn enable(conn: &Connection, user_id: i64, sealed: &[u8], now: i64) -> Result<bool, ApiError> {
+    Ok(conn.execute(
+        "UPDATE users SET mfa_enabled = 1, mfa_enrolled_at = ?1 \
+         WHERE id = ?2 AND mfa_enabled = 0 AND mfa_secret = ?3",
+        params![now, user_id, sealed],
+    )? == 1)
+}
+
+/// Turns MFA off and removes the secret, the backup codes and open challenges.
+pub fn disable(conn: &Connection, user_id: i64) -> Result<(), ApiError> {
+    conn.execute(
+        "UPDATE users SET mfa_enabled = 0, mfa_secret = NULL, mfa_enrolled_at = NULL WHERE id = ?1",
+        [user_id],
+    )?;
+    conn.execute("DELETE FROM backup_codes WHERE user_id = ?1", [user_id])?;
+    conn.execute("DELETE FROM mfa_challenges WHERE user_id = ?1", [user_id])?;
+    Ok(())
+}
+
+/// Advances the last accepted TOTP step; false if `step` is not newer (a replay or a race).
+pub fn accept_step(conn: &Connection, user_id: i64, step: i64) -> Result<bool, ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE users SET mfa_last_step = ?1 \
+             WHERE id = ?2 AND (mfa_last_step IS NULL OR mfa_last_step < ?1)",
+        )?
+        .execute(params![step, user_id])?
+        == 1)
+}
+
+/// Replaces all backup codes of a user with these hashes.
+pub fn replace_backup_codes(conn: &Connection, user_id: i64, hashes: &[Vec<u8>]) -> Result<(), ApiError> {
+    conn.execute("DELETE FROM backup_codes WHERE user_id = ?1", [user_id])?;
+    let mut stmt = conn.prepare_cached("INSERT INTO backup_codes (user_id, code_hash) VALUES (?1, ?2)")?;
+    for h in hashes {
+        stmt.execute(params![user_id, h])?;
+    }
+    Ok(())
+}
+
+/// Spends a backup code: true for exactly one caller, however many race for it.
+pub fn spend_backup_code(conn: &Connection, user_id: i64, hash: &[u8], now: i64) -> Result<bool, ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "UPDATE backup_codes SET used_at = ?1 WHERE user_id = ?2 AND code_hash = ?3 AND used_at IS NULL",
+        )?
+        .execute(params![now, user_id, hash])?
+        == 1)
+}
+
+/// Unused backup codes left.
+pub fn backup_codes_remaining(conn: &Connection, user_id: i64) -> Result<i64, ApiError> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM backup_codes WHERE user_id = ?1 AND used_at IS NULL")?
+        .query_row([user_id], |r| r.get(0))?)
+}
+
+/// Failures of `scope`/`subject` within the window: how many, and the oldest's time.
+pub fn failures_since(conn: &Connection, scope: &str, subject: &str, since: i64) -> Result<(u32, Option<i64>), ApiError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(at) FROM auth_failures WHERE scope = ?1 AND subject = ?2 AND at > ?3",
+        )?
+        .query_row(params![scope, subject, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+/// Records one failure.
+pub fn record_failure(conn: &Connection, scope: &str, subject: &str, now: i64) -> Result<(), ApiError> {
+    conn.prepare_cached("INSERT INTO auth_failures (scope, subject, at) VALUES (?1, ?2, ?3)")?
+        .execute(params![scope, subject, now])?;
+    Ok(())
+}
+
+/// Forgets the failures of `scope`/`subject` (after a success).
+pub fn clear_failures(conn: &Connection, scope: &str, subject: &str) -> Result<(), ApiError> {
+    conn.prepare_cached("DELETE FROM auth_failures WHERE scope = ?1 AND subject = ?2")?
+        .execute(params![scope, subject])?;
+    Ok(())
+}
+
+/// A second-step login challenge.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// Its user.
+    pub user_id: i64,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+    /// Wrong codes so far.
+    pub failures: i64,
+    /// Already spent.
+    pub used: bool,
+}
+
+/// Opens a challenge.
+pub fn create_challenge(conn: &Connection, jti: &str, user_id: i64, expires_at: i64) -> Result<(), ApiError> {
+    conn.prepare_cached("INSERT INTO mfa_challenges (jti, user_id, expires_at) VALUES (?1, ?2, ?3)")?
+        .execute(params![jti, user_id, expires_at])?;
+    Ok(())
+}
+
+/// Looks a challenge up.
+pub fn challenge(conn: &Connection, jti: &str) -> Result<Option<Challenge>, ApiError> {
+    Ok(conn
+        .prepare_cached("SELECT user_id, expires_at, failures, used FROM mfa_challenges WHERE jti = ?1")?
+        .query_row([jti], |r| {
+            Ok(Challenge {
+                user_id: r.get(0)?,
+                expires_at: r.get(1)?,
+                failures: r.get(2)?,
+                used: r.get(3)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Gives a spent challenge back after a wrong code, counting the failure against it.
+pub fn reopen_challenge_after_failure(conn: &Connection, jti: &str) -> Result<(), ApiError> {
+    conn.execute(
+        "UPDATE mfa_challenges SET used = 0, failures = failures + 1 WHERE jti = ?1",
+        [jti],
+    )?;
+    Ok(())
+}
+
+/// Spends a challenge: true for exactly one caller.
+pub fn spend_challenge(conn: &Connection, jti: &str, max_failures: i64) -> Result<bool, ApiError> {
+    Ok(conn.execute(
+        "UPDATE mfa_challenges SET used = 1 WHERE jti = ?1 AND used = 0 AND failures < ?2",
+        params![jti, max_failures],
+    )? == 1)
+}
+
+/// Drops expired challenges and failures older than `failures_before`.
+pub fn purge(conn: &Connection, now: i64, failures_before: i64) -> Result<(), ApiError> {
+    conn.execute("DELETE FROM mfa_challenges WHERE expires_at <= ?1", [now])?;
+    conn.execute("DELETE FROM auth_failures WHERE at <= ?1", [failures_before])?;
+    Ok(())
+}
+
+/// One audit event as the API lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Event {
+    /// The event name, e.g. `confirm_success`.
+    pub event: String,
+    /// RFC 3339.
+    pub at: String,
+    /// Client IP, when known.
+    pub ip: Option<String>,
+    /// Client user agent, when known.
+    pub user_agent: Option<String>,
+}
+
+/// Appends an audit event.
+pub fn record_event(
+    conn: &Connection,
+    user_id: i64,
+    event: &str,
+    now: i64,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<(), ApiError> {
+    conn.prepare_cached(
+        "INSERT INTO mfa_events (user_id, event, at, ip, user_agent) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![user_id, event, now, ip, user_agent])?;
+    Ok(())
+}
+
+/// The newest `limit` events of a user, newest first.
+pub fn events(conn: &Connection, user_id: i64, limit: i64) -> Result<Vec<Event>, ApiError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT event, at, ip, user_agent FROM mfa_events WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![user_id, limit], |r| {
+        Ok(Event {
+            event: r.get(0)?,
+            at: rfc3339(r.get(1)?),
+            ip: r.get(2)?,
+            user_agent: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}

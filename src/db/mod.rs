@@ -1,0 +1,127 @@
+//! SQLite: the pool, its pragmas, the embedded migrations and the repository functions.
+//!
+//! Repository functions are plain synchronous `&Connection -> Result` code; async callers
+//! reach them through [`Db::run`], which moves the work off Rocket's async workers.
+
+pub mod mfa;
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+use std::path::Path;
+use std::time::Duration;
+
+use r2d2::{Pool, PooledConnection};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+
+use crate::error::ApiError;
+
+mod embedded {
+    refinery::embed_migrations!("migrations");
+}
+
+/// A pooled connection.
+pub type Conn = PooledConnection<SqliteConnectionManager>;
+
+/// The shared connection pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<SqliteConnectionManager>,
+}
+
+/// Per-connection settings: WAL for concurrent readers, enforced foreign keys, and a busy
+/// timeout so writers queue instead of failing at once.
+fn init(conn: &mut Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// Opens one connection with the standard pragmas (for the CLI and start-up).
+pub fn open(path: &Path) -> Result<Connection, String> {
+    let mut conn = Connection::open(path)
+        .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+    init(&mut conn).map_err(|e| format!("cannot configure database {}: {e}", path.display()))?;
+    Ok(conn)
+}
+
+/// Applies any pending embedded migrations.
+pub fn migrate(conn: &mut Connection) -> Result<(), String> {
+    embedded::migrations::runner()
+        .run(conn)
+        .map(|_| ())
+        .map_err(|e| format!("database migration failed: {e}"))
+}
+
+/// Names of embedded migrations not yet applied to this database.
+pub fn pending_migrations(conn: &mut Connection) -> Result<Vec<String>, String> {
+    let runner = embedded::migrations::runner();
+    let applied = runner
+        .get_applied_migrations(conn)
+        .map_err(|e| format!("cannot read migration history: {e}"))?;
+    Ok(runner
+        .get_migrations()
+        .iter()
+        .filter(|m| !applied.iter().any(|a| a.version() == m.version()))
+        .map(|m| m.to_string())
+        .collect())
+}
+
+impl Db {
+    /// Opens the pool on `path`, after the caller has migrated the database.
+    pub fn open(path: &Path, size: u32) -> Result<Db, String> {
+        let manager = SqliteConnectionManager::file(path).with_init(init);
+        let pool = Pool::builder()
+            .max_size(size.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+        Ok(Db { pool })
+    }
+
+    /// Runs blocking database work on the blocking thread pool.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&mut Conn) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        rocket::tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    /// A connection for synchronous callers (CLI, tests).
+    pub fn get(&self) -> Result<Conn, ApiError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// Runs `f` in an IMMEDIATE transaction. Client errors (4xx) still commit, so that failure
+/// counters and audit events written before the error persist; server errors roll back.
+pub fn in_tx<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    match f(&tx) {
+        Ok(v) => {
+            tx.commit()?;
+            Ok(v)
+        }
+        Err(e) if e.is_client_error() => {
+            tx.commit()?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
+}

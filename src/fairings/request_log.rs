@@ -1,0 +1,50 @@
+//! One log line per request: method, path, status, latency, user id and client IP. The
+//! query string is left out, since it may carry a setup token.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Instant;
+
+use rocket::fairing::{Fairing, Info, Kind};
+use rocket::{Data, Request, Response};
+
+use crate::auth::request::client_info;
+
+/// Logs each request.
+pub struct RequestLog;
+
+struct Started(Instant);
+
+/// The authenticated user id, for the log line (0 = none).
+#[derive(Default)]
+pub struct LoggedUser(pub AtomicI64);
+
+/// Notes the user id of a request for its log line.
+pub fn note_user(req: &Request<'_>, id: i64) {
+    req.local_cache(LoggedUser::default).0.store(id, Ordering::Relaxed);
+}
+
+#[rocket::async_trait]
+impl Fairing for RequestLog {
+    fn info(&self) -> Info {
+        Info { name: "request log", kind: Kind::Request | Kind::Response }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        req.local_cache(|| Started(Instant::now()));
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let started = req.local_cache(|| Started(Instant::now())).0;
+        let user = req.local_cache(LoggedUser::default).0.load(Ordering::Relaxed);
+        let ip = client_info(req).ip_key();
+        tracing::info!(
+            target: "slugbase::request",
+            method = %req.method(),
+            path = %req.uri().path(),
+            status = res.status().code,
+            latency_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
+            user = (user != 0).then_some(user),
+            ip = %ip,
+        );
+    }
+}

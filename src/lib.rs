@@ -1,0 +1,130 @@
+//! slugbase: a self-hosted, single-binary account and TOTP multi-factor server.
+//!
+//! [`rocket`] builds the server from a figment; `main` and the tests both go through it.
+
+pub mod api;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fairings;
+pub mod keys;
+pub mod mfa;
+pub mod state;
+pub mod web;
+
+use std::fs;
+use std::sync::{Arc, Mutex};
+
+use figment::Figment;
+use rocket::fairing::AdHoc;
+use rocket::{Build, Rocket};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::db::Db;
+use crate::keys::Keys;
+use crate::state::{App, Inner};
+
+/// Creates the data folder (mode 0700) and checks that it can be written.
+pub fn prepare_data_dir(config: &Config) -> Result<(), String> {
+    let dir = &config.data_dir;
+    fs::create_dir_all(dir).map_err(|e| format!("cannot create data folder {}: {e}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    }
+    let probe = dir.join(".write-test");
+    fs::write(&probe, b"ok")
+        .and_then(|_| fs::remove_file(&probe))
+        .map_err(|e| format!("data folder {} is not writable: {e}", dir.display()))
+}
+
+/// Opens the database with migrations applied and the derived keys: everything that can fail
+/// at start-up, reported as one line.
+pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String> {
+    prepare_data_dir(config)?;
+    let master = keys::load_master(config)?;
+    let path = config.db_path();
+    let mut conn = db::open(&path)?;
+    db::migrate(&mut conn)?;
+    drop(conn);
+    let db = Db::open(&path, config.pool_size)?;
+    let has_users = db
+        .get()
+        .and_then(|c| db::users::any_exist(&c))
+        .map_err(|e| format!("cannot read database: {e}"))?;
+    let setup_token = (!has_users).then(|| auth::session::random_token(24));
+    let dummy_hash = auth::password::hash(&auth::session::random_token(16))?;
+    Ok(App::new(Inner {
+        db,
+        keys: Keys::derive(&master),
+        config: config.clone(),
+        clock,
+        dummy_hash,
+        setup_token: Mutex::new(setup_token),
+        begin_limiter: Default::default(),
+    }))
+}
+
+/// Builds the server from `figment` with the system clock.
+pub fn rocket(figment: Figment) -> Result<Rocket<Build>, String> {
+    rocket_with_clock(figment, Arc::new(SystemClock))
+}
+
+/// Builds the server with an injected clock (tests move time; production uses the system's).
+pub fn rocket_with_clock(figment: Figment, clock: Arc<dyn Clock>) -> Result<Rocket<Build>, String> {
+    let config = Config::from_figment(&figment)?;
+    let app = open_app(&config, clock)?;
+    Ok(rocket_for(figment, app))
+}
+
+/// Builds the server around an opened [`App`].
+pub fn rocket_for(figment: Figment, app: App) -> Rocket<Build> {
+    let purge = app.clone();
+    rocket::custom(figment)
+        .manage(app)
+        .mount("/api", api::routes())
+        .mount("/", web::routes())
+        .register("/", error::catchers())
+        .attach(fairings::request_log::RequestLog)
+        .attach(fairings::rate_limit::BeginRateLimit)
+        .attach(fairings::headers::SecurityHeaders)
+        .attach(AdHoc::on_liftoff("announce", |rocket| {
+            Box::pin(async move {
+                let c = rocket.config();
+                let base = format!("http://{}:{}", c.address, c.port);
+                tracing::info!("slugbase listening on {base}");
+                if let Some(app) = rocket.state::<App>() {
+                    if let Ok(Some(t)) = app.setup_token.lock().map(|t| t.clone()) {
+                        tracing::info!("no account exists yet; create the first admin at {base}/setup?token={t}");
+                    }
+                }
+            })
+        }))
+        .attach(AdHoc::on_liftoff("purge", move |_| {
+            Box::pin(async move {
+                rocket::tokio::spawn(purge_loop(purge));
+            })
+        }))
+}
+
+/// Drops expired sessions, challenges and old failure records every ten minutes.
+async fn purge_loop(app: App) {
+    loop {
+        let a = app.clone();
+        let _ = app
+            .db
+            .run(move |c| {
+                let now = a.now();
+                db::sessions::purge_expired(c, now)?;
+                db::mfa::purge(c, now, now - a.config.failure_window_secs.max(a.config.begin_window_secs))
+            })
+            .await;
+        rocket::tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    }
+}

@@ -1,0 +1,5 @@
+//! The slugbase binary: all the work is in the library.
+
+fn main() -> std::process::ExitCode {
+    slugbase::cli::main()
+}

@@ -1,0 +1,280 @@
+//! MFA service logic. Every function runs on a blocking thread with a connection; each write
+//! that two requests could race on happens in one IMMEDIATE transaction with a conditional
+//! update.
+
+use rand::RngCore;
+use rocket::http::Status;
+use rusqlite::{Connection, Transaction};
+use serde::Serialize;
+
+use super::backup::{self, CodeInput};
+use super::{otpauth_url, seal, secret_base32, totp};
+use crate::auth::password;
+use crate::db::users::{self, UserRecord};
+use crate::db::{in_tx, mfa as repo};
+use crate::error::{ApiError, ApiResult};
+use crate::state::App;
+
+/// Who did it, for the audit trail.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    /// Client IP.
+    pub ip: Option<String>,
+    /// Client user agent.
+    pub user_agent: Option<String>,
+}
+
+/// Writes one audit event.
+pub fn event(conn: &Connection, user_id: i64, name: &str, now: i64, a: &Audit) -> ApiResult<()> {
+    repo::record_event(conn, user_id, name, now, a.ip.as_deref(), a.user_agent.as_deref())
+}
+
+/// The begin response.
+#[derive(Debug, Serialize)]
+pub struct Begin {
+    /// URI for QR codes and authenticator import.
+    pub otpauth_url: String,
+    /// Base32 secret for manual entry.
+    pub secret: String,
+}
+
+/// The status response.
+#[derive(Debug, Serialize)]
+pub struct MfaStatus {
+    /// MFA fully on.
+    pub enabled: bool,
+    /// RFC 3339 or null.
+    pub enrolled_at: Option<String>,
+    /// A secret awaits confirmation.
+    pub pending: bool,
+    /// Unused backup codes.
+    pub backup_codes_remaining: i64,
+}
+
+/// 409 `MFA_ALREADY_ENABLED`.
+pub fn already_enabled() -> ApiError {
+    ApiError::new(Status::Conflict, "MFA_ALREADY_ENABLED", "MFA is already enabled for this account")
+}
+
+fn invalid_code(status: Status) -> ApiError {
+    ApiError::new(status, "INVALID_CODE", "The code is not valid")
+}
+
+fn record(tx: &Connection, user_id: i64) -> ApiResult<UserRecord> {
+    users::record_by_id(tx, user_id)?.ok_or_else(ApiError::unauthorized)
+}
+
+/// Refuses every code attempt while the account has too many recent failures.
+fn lockout(app: &App, tx: &Connection, user_id: i64, now: i64, a: &Audit) -> ApiResult<()> {
+    let window = app.config.failure_window_secs;
+    let (n, oldest) = repo::failures_since(tx, "mfa", &user_id.to_string(), now - window)?;
+    if n >= app.config.mfa_failures_per_account {
+        event(tx, user_id, "rate_limited", now, a)?;
+        let retry = oldest.map_or(window, |o| o + window - now);
+        return Err(ApiError::rate_limited(retry.max(1) as u64));
+    }
+    Ok(())
+}
+
+/// Counts a failed code attempt against the account and audits it.
+fn failed(tx: &Connection, user_id: i64, name: &str, now: i64, a: &Audit) -> ApiResult<()> {
+    repo::record_failure(tx, "mfa", &user_id.to_string(), now)?;
+    event(tx, user_id, name, now, a)
+}
+
+fn unsealed(app: &App, rec: &UserRecord) -> ApiResult<Vec<u8>> {
+    let sealed = rec.mfa_secret.as_deref().ok_or_else(|| ApiError::internal("MFA secret missing"))?;
+    seal::unseal(&app.keys.seal, rec.user.id, sealed).map_err(ApiError::internal)
+}
+
+/// Checks a TOTP against the user's secret and spends its step. None: wrong or replayed.
+fn spend_totp(app: &App, tx: &Connection, rec: &UserRecord, code: &str, now: i64, a: &Audit) -> ApiResult<bool> {
+    let secret = unsealed(app, rec)?;
+    match totp::verify(&secret, code, now, rec.mfa_last_step) {
+        totp::Check::Accepted(step) if repo::accept_step(tx, rec.user.id, step)? => Ok(true),
+        totp::Check::Accepted(_) | totp::Check::Replay => {
+            event(tx, rec.user.id, "totp_replay_rejected", now, a)?;
+            Ok(false)
+        }
+        totp::Check::Invalid => Ok(false),
+    }
+}
+
+/// Checks a TOTP or an unused backup code (consuming it). False: wrong, used or replayed.
+fn spend_code(app: &App, tx: &Connection, rec: &UserRecord, code: &str, now: i64, a: &Audit) -> ApiResult<bool> {
+    match backup::classify(code) {
+        CodeInput::Totp(c) => spend_totp(app, tx, rec, &c, now, a),
+        CodeInput::Backup(c) => {
+            let h = backup::hash(&app.keys.backup, rec.user.id, &c);
+            let ok = repo::spend_backup_code(tx, rec.user.id, &h, now)?;
+            if ok {
+                event(tx, rec.user.id, "backup_code_used", now, a)?;
+            }
+            Ok(ok)
+        }
+        CodeInput::Malformed => Ok(false),
+    }
+}
+
+/// Starts (or restarts) enrollment with a fresh 20-byte secret.
+pub fn begin(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiResult<Begin> {
+    let now = app.now();
+    in_tx(conn, |tx| {
+        let rec = record(tx, user_id)?;
+        if rec.user.mfa_enabled {
+            return Err(already_enabled());
+        }
+        let mut secret = [0u8; 20];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        let sealed = seal::seal(&app.keys.seal, user_id, &secret).map_err(ApiError::internal)?;
+        if !repo::set_pending(tx, user_id, &sealed)? {
+            return Err(already_enabled());
+        }
+        event(tx, user_id, "begin", now, a)?;
+        Ok(Begin {
+            otpauth_url: otpauth_url(&app.config.mfa_issuer, &rec.user.email, &secret),
+            secret: secret_base32(&secret),
+        })
+    })
+}
+
+/// Confirms enrollment with a TOTP from the pending secret; returns the backup codes.
+pub fn confirm(app: &App, conn: &mut Connection, user_id: i64, code: &str, a: &Audit) -> ApiResult<Vec<String>> {
+    let now = app.now();
+    in_tx(conn, |tx| {
+        let rec = record(tx, user_id)?;
+        if rec.user.mfa_enabled {
+            return Err(already_enabled());
+        }
+        let Some(sealed) = rec.mfa_secret.clone() else {
+            return Err(ApiError::new(Status::BadRequest, "MFA_NO_PENDING", "No MFA enrollment is pending"));
+        };
+        lockout(app, tx, user_id, now, a)?;
+        let ok = match backup::classify(code) {
+            CodeInput::Totp(c) => spend_totp(app, tx, &rec, &c, now, a)?,
+            _ => false,
+        };
+        if !ok {
+            failed(tx, user_id, "confirm_failure", now, a)?;
+            return Err(invalid_code(Status::BadRequest));
+        }
+        if !repo::enable(tx, user_id, &sealed, now)? {
+            return Err(already_enabled());
+        }
+        let (codes, hashes) = backup::generate(&app.keys.backup, user_id);
+        repo::replace_backup_codes(tx, user_id, &hashes)?;
+        repo::clear_failures(tx, "mfa", &user_id.to_string())?;
+        event(tx, user_id, "confirm_success", now, a)?;
+        Ok(codes)
+    })
+}
+
+/// Drops a pending secret; idempotent.
+pub fn cancel(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiResult<()> {
+    let now = app.now();
+    in_tx(conn, |tx| {
+        let rec = record(tx, user_id)?;
+        if rec.user.mfa_enabled {
+            return Err(already_enabled());
+        }
+        repo::clear_pending(tx, user_id)?;
+        event(tx, user_id, "cancel", now, a)
+    })
+}
+
+/// The checks disable and regenerate share: MFA on, the password (for accounts that have
+/// one) and a code. Runs in the caller's transaction.
+fn step_up(app: &App, tx: &Transaction<'_>, user_id: i64, code: &str, pw: Option<&str>, fail_event: &str, a: &Audit) -> ApiResult<()> {
+    let now = app.now();
+    let rec = record(tx, user_id)?;
+    if !rec.user.mfa_enabled {
+        return Err(ApiError::new(Status::BadRequest, "MFA_NOT_ENABLED", "MFA is not enabled for this account"));
+    }
+    lockout(app, tx, user_id, now, a)?;
+    if let Some(hash) = &rec.password_hash {
+        let Some(pw) = pw else {
+            return Err(ApiError::new(Status::BadRequest, "PASSWORD_REQUIRED", "Enter your password")
+                .with_details(serde_json::json!({"field": "password"})));
+        };
+        if !password::verify(pw, hash) {
+            failed(tx, user_id, fail_event, now, a)?;
+            return Err(ApiError::new(Status::Unauthorized, "INVALID_PASSWORD", "The password is not correct"));
+        }
+    }
+    if !spend_code(app, tx, &rec, code, now, a)? {
+        failed(tx, user_id, fail_event, now, a)?;
+        return Err(invalid_code(Status::BadRequest));
+    }
+    repo::clear_failures(tx, "mfa", &user_id.to_string())
+}
+
+/// Turns MFA off; the secret and backup codes go in the same transaction.
+pub fn disable(app: &App, conn: &mut Connection, user_id: i64, code: &str, pw: Option<&str>, a: &Audit) -> ApiResult<()> {
+    in_tx(conn, |tx| {
+        step_up(app, tx, user_id, code, pw, "disable_failure", a)?;
+        repo::disable(tx, user_id)?;
+        event(tx, user_id, "disable_success", app.now(), a)
+    })
+}
+
+/// Replaces the backup codes; the old ones die in the same transaction.
+pub fn regenerate(app: &App, conn: &mut Connection, user_id: i64, code: &str, pw: Option<&str>, a: &Audit) -> ApiResult<Vec<String>> {
+    in_tx(conn, |tx| {
+        step_up(app, tx, user_id, code, pw, "regenerate_failure", a)?;
+        let (codes, hashes) = backup::generate(&app.keys.backup, user_id);
+        repo::replace_backup_codes(tx, user_id, &hashes)?;
+        event(tx, user_id, "regenerate", app.now(), a)?;
+        Ok(codes)
+    })
+}
+
+/// The caller's MFA status.
+pub fn status(conn: &Connection, user_id: i64) -> ApiResult<MfaStatus> {
+    let rec = record(conn, user_id)?;
+    Ok(MfaStatus {
+        enabled: rec.user.mfa_enabled,
+        enrolled_at: rec.mfa_enrolled_at.map(crate::clock::rfc3339),
+        pending: !rec.user.mfa_enabled && rec.mfa_secret.is_some(),
+        backup_codes_remaining: if rec.user.mfa_enabled { repo::backup_codes_remaining(conn, user_id)? } else { 0 },
+    })
+}
+
+/// The second login step: spends the challenge `jti` of `user_id` with a TOTP or backup code.
+pub fn verify_login(app: &App, tx: &Transaction<'_>, jti: &str, user_id: i64, code: &str, a: &Audit) -> ApiResult<UserRecord> {
+    let now = app.now();
+    let pending_invalid =
+        || ApiError::new(Status::Unauthorized, "MFA_PENDING_INVALID", "The sign-in step expired. Please sign in again");
+    let max = 5;
+    let ch = repo::challenge(tx, jti)?.ok_or_else(pending_invalid)?;
+    if ch.used || ch.expires_at <= now || ch.failures >= max || ch.user_id != user_id {
+        return Err(pending_invalid());
+    }
+    let rec = record(tx, user_id)?;
+    if !rec.user.mfa_enabled {
+        return Err(pending_invalid());
+    }
+    lockout(app, tx, user_id, now, a)?;
+    // Spend the challenge first: with the IMMEDIATE transaction this is the single winner.
+    if !repo::spend_challenge(tx, jti, max)? {
+        return Err(pending_invalid());
+    }
+    if !spend_code(app, tx, &rec, code, now, a)? {
+        repo::reopen_challenge_after_failure(tx, jti)?;
+        failed(tx, user_id, "verify_failure", now, a)?;
+        return Err(invalid_code(Status::Unauthorized));
+    }
+    repo::clear_failures(tx, "mfa", &user_id.to_string())?;
+    event(tx, user_id, "verify_success", now, a)?;
+    Ok(rec)
+}
+
+/// Clears MFA for a user who lost their device (CLI), and revokes all their sessions.
+pub fn admin_reset(app: &App, conn: &mut Connection, user_id: i64) -> ApiResult<()> {
+    let now = app.now();
+    in_tx(conn, |tx| {
+        repo::disable(tx, user_id)?;
+        crate::db::sessions::revoke_all(tx, user_id)?;
+        let a = Audit { ip: None, user_agent: Some("slugbase cli".into()) };
+        event(tx, user_id, "admin_reset", now, &a)
+    })
+}

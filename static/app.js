@@ -1,0 +1,1124 @@
+// slugbase account page: first-start setup, sign-in with a second step, and
+// the account page (two-step verification, recent activity, API tokens).
+// Plain JavaScript, no dependencies. The server's CSP forbids inline scripts
+// and styles, so all behaviour lives here and all looks live in app.css.
+'use strict';
+
+(function () {
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    view: 'loading',
+    user: null,
+    mfa: null, // last GET /api/auth/mfa/status
+    panel: null, // 'enroll' | 'codes' | 'confirm' | null
+    confirmAction: 'disable', // 'disable' | 'regenerate'
+    codesUrl: null, // object URL of the backup codes download
+    codesContext: 'enroll',
+    mfaMode: 'totp', // sign-in second step: 'totp' | 'backup'
+    confirmMode: 'totp',
+    setupToken: '',
+  };
+
+  // ---------------------------------------------------------------- API
+
+  class ApiError extends Error {
+    constructor(status, body, retryHeader) {
+      super((body && body.message) || (status ? `Request failed (HTTP ${status}).` : 'Network error.'));
+      this.status = status;
+      this.code = (body && body.code) || (status === 0 ? 'NETWORK' : `HTTP_${status}`);
+      this.details = (body && body.details) || null;
+      let retry = body && body.retryAfter != null ? Number(body.retryAfter) : Number(retryHeader);
+      this.retryAfter = Number.isFinite(retry) && retry > 0 ? retry : null;
+    }
+  }
+
+  async function api(method, path, body) {
+    const init = {
+      method,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { Accept: 'application/json' },
+    };
+    if (method !== 'GET') {
+      init.headers['Content-Type'] = 'application/json';
+      if (body !== undefined) init.body = JSON.stringify(body);
+    }
+    let res;
+    let data = null;
+    try {
+      res = await fetch(path, init);
+      const text = await res.text();
+      if (text) {
+        try {
+          data = JSON.parse(text);
+        } catch (_) {
+          data = null;
+        }
+      }
+    } catch (_) {
+      throw new ApiError(0, null);
+    }
+    if (!res.ok) throw new ApiError(res.status, data, res.headers.get('Retry-After'));
+    return data;
+  }
+
+  // ------------------------------------------------------------ Messages
+
+  function plural(n, word) {
+    return `${n} ${word}${n === 1 ? '' : 's'}`;
+  }
+
+  function retryText(seconds) {
+    if (!seconds) return 'Too many attempts. Wait a while, then try again.';
+    if (seconds < 60) return `Too many attempts. Try again in ${plural(Math.ceil(seconds), 'second')}.`;
+    if (seconds < 3600) return `Too many attempts. Try again in ${plural(Math.ceil(seconds / 60), 'minute')}.`;
+    return `Too many attempts. Try again in ${plural(Math.ceil(seconds / 3600), 'hour')}.`;
+  }
+
+  /** A clear sentence for an API error; `mode` tells TOTP from backup codes. */
+  function errorText(err, mode) {
+    switch (err.code) {
+      case 'RATE_LIMITED':
+        return retryText(err.retryAfter);
+      case 'NETWORK':
+        return 'Cannot reach the server. Check your connection and try again.';
+      case 'INVALID_CREDENTIALS':
+        return 'Wrong email or password. Check both and try again.';
+      case 'INVALID_CODE':
+        return mode === 'backup'
+          ? 'That backup code is not valid or has already been used.'
+          : 'That code is not correct or was already used. Wait for the next code in your app and try again.';
+      case 'MFA_PENDING_INVALID':
+        return 'Your sign-in attempt expired. Please sign in again with your password.';
+      case 'SETUP_CLOSED':
+        return 'This server is already set up. Sign in with your account instead.';
+      case 'SETUP_TOKEN_INVALID':
+        return 'This setup link is not valid. Open the exact link from the server log.';
+      case 'PASSWORD_REQUIRED':
+        return 'Enter your password to confirm.';
+      case 'INVALID_PASSWORD':
+        return 'That password is not correct.';
+      case 'MFA_NOT_ENABLED':
+        return 'Two-step verification is already off.';
+      case 'MFA_ALREADY_ENABLED':
+        return 'Two-step verification is already on.';
+      case 'MFA_NO_PENDING':
+        return 'This setup expired or was cancelled. Please start again.';
+      default:
+        if (err.status >= 500) return 'The server ran into a problem. Please try again in a moment.';
+        return err.message;
+    }
+  }
+
+  /** Shows `text` in an alert region; repeats of the same text are re-announced. */
+  function setAlert(id, text) {
+    const el = $(id);
+    if (!text) {
+      el.textContent = '';
+      return;
+    }
+    if (el.textContent === text) {
+      el.textContent = '';
+      window.setTimeout(() => {
+        el.textContent = text;
+      }, 60);
+    } else {
+      el.textContent = text;
+    }
+  }
+
+  function announce(text) {
+    const el = $('announcer');
+    el.textContent = '';
+    window.setTimeout(() => {
+      el.textContent = text;
+    }, 60);
+  }
+
+  function markInvalid(input, invalid) {
+    if (invalid) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+  }
+
+  /** Shows an error for one field, marks it and moves the focus there. */
+  function fieldError(alertId, inputId, text) {
+    setAlert(alertId, text);
+    const input = $(inputId);
+    markInvalid(input, true);
+    input.focus();
+    if (typeof input.select === 'function') input.select();
+  }
+
+  function busy(button, on) {
+    button.disabled = on;
+    button.classList.toggle('is-busy', on);
+    if (on) button.setAttribute('aria-busy', 'true');
+    else button.removeAttribute('aria-busy');
+  }
+
+  function clearInvalid(form) {
+    form.querySelectorAll('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
+  }
+
+  // ------------------------------------------------------------ Formatting
+
+  function toDate(value) {
+    if (value == null || value === '') return null;
+    const d = typeof value === 'number' ? new Date(value * 1000) : new Date(value);
+    return Number.isNaN(d.getTime()) ? null : d;
+  }
+
+  function fmtDateTime(value) {
+    const d = toDate(value);
+    return d ? d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' }) : String(value || '');
+  }
+
+  function fmtDate(value) {
+    const d = toDate(value);
+    return d ? d.toLocaleDateString(undefined, { dateStyle: 'medium' }) : String(value || '');
+  }
+
+  function groupSecret(secret) {
+    return String(secret || '')
+      .replace(/\s+/g, '')
+      .replace(/(.{4})/g, '$1 ')
+      .trim();
+  }
+
+  function userAgentSummary(ua) {
+    if (!ua) return '';
+    let browser = '';
+    if (/\bcurl\//i.test(ua)) return 'curl';
+    if (/Edg\//.test(ua)) browser = 'Edge';
+    else if (/OPR\//.test(ua)) browser = 'Opera';
+    else if (/Firefox\//.test(ua)) browser = 'Firefox';
+    else if (/HeadlessChrome\//.test(ua)) browser = 'Headless Chrome';
+    else if (/Chromium\//.test(ua)) browser = 'Chromium';
+    else if (/Chrome\//.test(ua)) browser = 'Chrome';
+    else if (/Safari\//.test(ua)) browser = 'Safari';
+    let os = '';
+    if (/Android/.test(ua)) os = 'Android';
+    else if (/iPhone|iPad|iPod/.test(ua)) os = 'iOS';
+    else if (/Windows/.test(ua)) os = 'Windows';
+    else if (/Mac OS X|Macintosh/.test(ua)) os = 'macOS';
+    else if (/CrOS/.test(ua)) os = 'ChromeOS';
+    else if (/Linux/.test(ua)) os = 'Linux';
+    if (browser && os) return `${browser} on ${os}`;
+    if (browser || os) return browser || os;
+    return ua.length > 60 ? `${ua.slice(0, 57)}…` : ua;
+  }
+
+  // Event names of GET /api/auth/mfa/events, with a tone for the dot.
+  const EVENT_LABELS = {
+    enroll_begin: ['Started setting up an authenticator app', ''],
+    enroll_started: ['Started setting up an authenticator app', ''],
+    enroll_cancel: ['Cancelled setting up an authenticator app', ''],
+    enroll_cancelled: ['Cancelled setting up an authenticator app', ''],
+    enroll_confirm: ['Turned on two-step verification', 'good'],
+    enrolled: ['Turned on two-step verification', 'good'],
+    enabled: ['Turned on two-step verification', 'good'],
+    mfa_enabled: ['Turned on two-step verification', 'good'],
+    disabled: ['Turned off two-step verification', 'warn'],
+    mfa_disabled: ['Turned off two-step verification', 'warn'],
+    disable: ['Turned off two-step verification', 'warn'],
+    verify_success: ['Signed in with an authenticator code', 'good'],
+    verify_totp: ['Signed in with an authenticator code', 'good'],
+    login_totp: ['Signed in with an authenticator code', 'good'],
+    totp_success: ['Signed in with an authenticator code', 'good'],
+    verify_backup: ['Signed in with a backup code', 'warn'],
+    login_backup: ['Signed in with a backup code', 'warn'],
+    backup_used: ['Signed in with a backup code', 'warn'],
+    backup_code_used: ['Signed in with a backup code', 'warn'],
+    verify_failed: ['Wrong code entered at sign-in', 'bad'],
+    verify_failure: ['Wrong code entered at sign-in', 'bad'],
+    totp_failed: ['Wrong code entered', 'bad'],
+    code_failed: ['Wrong code entered', 'bad'],
+    invalid_code: ['Wrong code entered', 'bad'],
+    backup_regenerated: ['Created new backup codes', ''],
+    backup_codes_regenerated: ['Created new backup codes', ''],
+    regenerate: ['Created new backup codes', ''],
+    rate_limited: ['Too many wrong codes: attempts paused', 'bad'],
+    locked: ['Too many wrong codes: attempts paused', 'bad'],
+  };
+
+  function eventInfo(name) {
+    const raw = String(name || '');
+    const key = raw.toLowerCase().replace(/^mfa[._]/, '').replace(/[.\s-]/g, '_');
+    const known = EVENT_LABELS[key] || EVENT_LABELS[raw.toLowerCase()];
+    if (known) return { label: known[0], tone: known[1] };
+    const words = raw
+      .replace(/[._-]+/g, ' ')
+      .replace(/\b(mfa|totp|ip)\b/gi, (w) => w.toUpperCase())
+      .trim();
+    return { label: words ? words[0].toUpperCase() + words.slice(1) : 'Event', tone: '' };
+  }
+
+  // --------------------------------------------------------- Navigation
+
+  const VIEWS = ['loading', 'setup', 'login', 'mfa', 'account'];
+  const TITLES = {
+    setup: 'Set up',
+    login: 'Sign in',
+    mfa: 'Two-step verification',
+    account: 'Your account',
+  };
+
+  function setPath(path, replace) {
+    if (location.pathname + location.search === path) return;
+    if (replace) history.replaceState(null, '', path);
+    else history.pushState(null, '', path);
+  }
+
+  function show(view, focusId) {
+    const changed = state.view !== view;
+    state.view = view;
+    for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
+    document.title = TITLES[view] ? `${TITLES[view]} · slugbase` : 'slugbase';
+    $('topbar-user').hidden = !(view === 'account' && state.user);
+    if (focusId && (changed || document.activeElement === document.body)) {
+      const el = $(focusId);
+      if (el) el.focus();
+    }
+  }
+
+  async function route() {
+    if (location.pathname === '/setup') {
+      await openSetup();
+      return;
+    }
+    let user = null;
+    let error = '';
+    try {
+      user = await api('GET', '/api/auth/me');
+    } catch (err) {
+      if (err.status !== 401) error = errorText(err);
+    }
+    if (user) {
+      setPath('/account', true);
+      await openAccount(user);
+    } else {
+      setPath('/login', true);
+      openLogin({ error });
+    }
+  }
+
+  // ------------------------------------------------------------- Setup
+
+  async function openSetup() {
+    state.setupToken = new URLSearchParams(location.search).get('token') || '';
+    let open = true;
+    try {
+      const s = await api('GET', '/api/auth/setup');
+      open = !!(s && s.open);
+    } catch (_) {
+      // Unknown: let the form try; the POST reports what is wrong.
+    }
+    setSetupMode(open ? (state.setupToken ? 'form' : 'notoken') : 'closed');
+    show('setup', open && state.setupToken ? 'setup-email' : 'setup-title');
+  }
+
+  function setSetupMode(mode) {
+    $('setup-form').hidden = mode !== 'form';
+    $('setup-notoken').hidden = mode !== 'notoken';
+    $('setup-closed').hidden = mode !== 'closed';
+    $('setup-title').textContent = mode === 'closed' ? 'Already set up' : 'Create the administrator';
+    document.querySelector('#view-setup .lead').hidden = mode === 'closed';
+  }
+
+  $('setup-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget;
+    clearInvalid(form);
+    setAlert('setup-error', '');
+    const email = $('setup-email').value.trim();
+    const name = $('setup-name').value.trim();
+    const password = $('setup-password').value;
+    const password2 = $('setup-password2').value;
+    if (!/^[^@\s]+@[^@\s]+$/.test(email)) return fieldError('setup-error', 'setup-email', 'Enter a valid email address.');
+    if (!name) return fieldError('setup-error', 'setup-name', 'Enter your name.');
+    if (password.length < 8) return fieldError('setup-error', 'setup-password', 'Choose a password with at least 8 characters.');
+    if (password !== password2) return fieldError('setup-error', 'setup-password2', 'The two passwords do not match.');
+    const button = $('setup-submit');
+    busy(button, true);
+    try {
+      const user = await api('POST', '/api/auth/setup', { token: state.setupToken, email, name, password });
+      form.reset();
+      state.setupToken = '';
+      setPath('/account', true); // drops the one-time token from the address bar
+      await openAccount(user, { notice: 'Your administrator account is ready and you are signed in.' });
+    } catch (err) {
+      if (err.code === 'SETUP_CLOSED') {
+        setSetupMode('closed');
+        setAlert('setup-error', errorText(err));
+        $('setup-closed-login').focus();
+      } else if (err.code === 'VALIDATION_ERROR' && err.details && err.details.field) {
+        const id = { email: 'setup-email', name: 'setup-name', password: 'setup-password' }[err.details.field];
+        if (id) fieldError('setup-error', id, errorText(err));
+        else setAlert('setup-error', errorText(err));
+      } else {
+        setAlert('setup-error', errorText(err));
+      }
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  // ------------------------------------------------------------- Sign in
+
+  function openLogin(opts) {
+    const o = opts || {};
+    state.user = null;
+    state.mfa = null;
+    resetAccountSecrets();
+    setAlert('login-notice', o.notice || '');
+    setAlert('login-error', o.error || '');
+    $('login-password').value = '';
+    clearInvalid($('login-form'));
+    show('login', $('login-email').value ? 'login-password' : 'login-email');
+    api('GET', '/api/auth/setup')
+      .then((s) => {
+        $('login-setup-hint').hidden = !(s && s.open);
+      })
+      .catch(() => {});
+  }
+
+  $('login-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearInvalid(ev.currentTarget);
+    setAlert('login-error', '');
+    setAlert('login-notice', '');
+    const email = $('login-email').value.trim();
+    const password = $('login-password').value;
+    if (!email) return fieldError('login-error', 'login-email', 'Enter your email address.');
+    if (!password) return fieldError('login-error', 'login-password', 'Enter your password.');
+    const button = $('login-submit');
+    busy(button, true);
+    try {
+      const res = await api('POST', '/api/auth/login', { email, password });
+      $('login-password').value = '';
+      if (res && res.mfa_required) {
+        openMfa();
+      } else {
+        setPath('/account');
+        await openAccount(res);
+      }
+    } catch (err) {
+      if (err.code === 'INVALID_CREDENTIALS') {
+        fieldError('login-error', 'login-password', errorText(err));
+      } else {
+        setAlert('login-error', errorText(err));
+      }
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  // ------------------------------------------- Code fields (TOTP or backup)
+
+  /** Switches a code input between a 6-digit TOTP and a backup code. */
+  function setCodeMode(prefix, mode) {
+    const input = $(`${prefix}-code`);
+    const label = $(`${prefix}-code-label`);
+    const toggle = $(`${prefix}-toggle`);
+    input.value = '';
+    markInvalid(input, false);
+    if (mode === 'backup') {
+      label.textContent = 'Backup code';
+      input.setAttribute('inputmode', 'text');
+      input.setAttribute('autocomplete', 'off');
+      input.setAttribute('maxlength', '24');
+      input.setAttribute('placeholder', 'xxxx-xxxx-xxxx-xxxx');
+      input.classList.add('input-backup');
+      toggle.textContent = 'Use your authenticator app instead';
+    } else {
+      label.textContent = 'Authentication code';
+      input.setAttribute('inputmode', 'numeric');
+      input.setAttribute('autocomplete', 'one-time-code');
+      input.setAttribute('maxlength', '7');
+      input.removeAttribute('placeholder');
+      input.classList.remove('input-backup');
+      toggle.textContent = 'Use a backup code instead';
+    }
+  }
+
+  /** The code to send, or null when it cannot be right. Backup codes go as typed. */
+  function readCode(input, mode) {
+    if (mode === 'backup') {
+      const v = input.value.trim();
+      return v ? v : null;
+    }
+    const v = input.value.replace(/\s+/g, '');
+    return /^\d{6}$/.test(v) ? v : null;
+  }
+
+  function codeMissingText(mode) {
+    return mode === 'backup' ? 'Enter one of your backup codes.' : 'Enter the 6-digit code from your authenticator app.';
+  }
+
+  // ------------------------------------------------- Sign in: second step
+
+  function setMfaMode(mode) {
+    state.mfaMode = mode;
+    setCodeMode('mfa', mode);
+    $('mfa-lead').textContent =
+      mode === 'backup'
+        ? 'Enter one of the backup codes you saved when you set up two-step verification. Each code works once.'
+        : 'Enter the 6-digit code from your authenticator app.';
+  }
+
+  function openMfa() {
+    setMfaMode('totp');
+    setAlert('mfa-error', '');
+    show('mfa', 'mfa-code');
+  }
+
+  $('mfa-toggle').addEventListener('click', () => {
+    setMfaMode(state.mfaMode === 'totp' ? 'backup' : 'totp');
+    setAlert('mfa-error', '');
+    $('mfa-code').focus();
+  });
+
+  $('mfa-start-over').addEventListener('click', () => openLogin());
+
+  $('mfa-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setAlert('mfa-error', '');
+    const input = $('mfa-code');
+    markInvalid(input, false);
+    const mode = state.mfaMode;
+    const code = readCode(input, mode);
+    if (!code) return fieldError('mfa-error', 'mfa-code', codeMissingText(mode));
+    const button = $('mfa-submit');
+    busy(button, true);
+    try {
+      const user = await api('POST', '/api/auth/mfa/verify', { code });
+      input.value = '';
+      setPath('/account');
+      await openAccount(user, { afterBackup: mode === 'backup' });
+    } catch (err) {
+      if (err.code === 'MFA_PENDING_INVALID') {
+        openLogin({ error: errorText(err) });
+      } else if (err.code === 'INVALID_CODE') {
+        fieldError('mfa-error', 'mfa-code', errorText(err, mode));
+      } else {
+        setAlert('mfa-error', errorText(err, mode));
+      }
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  // ------------------------------------------------------------- Account
+
+  /** Handles a 401 on an account call: the session is gone, so back to sign-in. */
+  function sessionEnded(err) {
+    if (err && err.status === 401 && err.code !== 'INVALID_PASSWORD' && err.code !== 'INVALID_CODE') {
+      setPath('/login');
+      openLogin({ error: 'Your session has ended. Please sign in again.' });
+      return true;
+    }
+    return false;
+  }
+
+  function renderUser() {
+    const u = state.user || {};
+    $('account-name').textContent = u.name || '';
+    $('account-email').textContent = u.email || '';
+    $('account-admin').hidden = !u.is_admin;
+    $('topbar-email').textContent = u.email || '';
+  }
+
+  async function openAccount(user, opts) {
+    const o = opts || {};
+    state.user = user;
+    state.panel = null;
+    resetAccountSecrets();
+    renderUser();
+    setAlert('account-error', '');
+    setAlert('account-notice', o.notice || '');
+    setAlert('tokens-error', '');
+    renderMfa();
+    await refreshAccount();
+    if (!state.user) return; // the session ended while loading
+    if (o.afterBackup && state.mfa) {
+      const n = state.mfa.backup_codes_remaining;
+      setAlert(
+        'account-notice',
+        `You signed in with a backup code. ${n === 1 ? '1 backup code is' : `${n} backup codes are`} left.` +
+          (n <= 3 ? ' Get new ones soon.' : ''),
+      );
+    }
+    show('account', 'account-title');
+  }
+
+  async function refreshAccount() {
+    await Promise.all([refreshMfa(), refreshTokens()]);
+  }
+
+  async function refreshMfa() {
+    const [status, events] = await Promise.allSettled([
+      api('GET', '/api/auth/mfa/status'),
+      api('GET', '/api/auth/mfa/events'),
+    ]);
+    for (const r of [status, events]) {
+      if (r.status === 'rejected' && sessionEnded(r.reason)) return;
+    }
+    if (status.status === 'fulfilled') {
+      state.mfa = status.value;
+    } else {
+      setAlert('account-error', `Could not load the two-step verification status. ${errorText(status.reason)}`);
+    }
+    renderMfa();
+    if (events.status === 'fulfilled') renderEvents(events.value || []);
+  }
+
+  function renderMfa() {
+    const s = state.mfa;
+    const p = state.panel;
+    const badge = $('mfa-badge');
+    const on = !!(s && s.enabled);
+    badge.textContent = s ? (on ? 'On' : 'Off') : '…';
+    badge.className = `badge ${s ? (on ? 'badge-on' : 'badge-off') : ''}`;
+    let summary = 'Checking…';
+    if (s && on) {
+      const n = s.backup_codes_remaining;
+      summary =
+        `On since ${fmtDate(s.enrolled_at)}. ` +
+        (n === 0
+          ? 'You have no backup codes left: get new ones so you can still sign in if you lose your phone.'
+          : `${n === 1 ? '1 unused backup code' : `${n} unused backup codes`} left.`);
+    } else if (s) {
+      summary = 'Protect your account with a second step: after your password, enter a code from an authenticator app on your phone.';
+    }
+    $('mfa-summary').textContent = summary;
+    $('mfa-pending').hidden = !(s && !on && s.pending && p === null);
+    $('mfa-actions-off').hidden = !(s && !on && !s.pending && p === null);
+    $('mfa-actions-on').hidden = !(s && on && p === null);
+    $('enroll-panel').hidden = p !== 'enroll';
+    $('codes-panel').hidden = p !== 'codes';
+    $('confirm-panel').hidden = p !== 'confirm';
+  }
+
+  function renderEvents(events) {
+    const list = $('events-list');
+    list.replaceChildren();
+    $('events-empty').hidden = events.length > 0;
+    for (const e of events) {
+      const info = eventInfo(e.event);
+      const li = document.createElement('li');
+      li.className = `event-row${info.tone ? ` event-${info.tone}` : ''}`;
+      const dot = document.createElement('span');
+      dot.className = 'event-dot';
+      dot.setAttribute('aria-hidden', 'true');
+      const main = document.createElement('div');
+      main.className = 'list-main';
+      const title = document.createElement('div');
+      title.className = 'list-title';
+      title.textContent = info.label;
+      const meta = document.createElement('div');
+      meta.className = 'list-meta';
+      const time = document.createElement('time');
+      const d = toDate(e.at);
+      if (d) time.dateTime = d.toISOString();
+      time.textContent = fmtDateTime(e.at);
+      meta.append(time);
+      const extra = [e.ip, userAgentSummary(e.user_agent)].filter(Boolean).join(' · ');
+      if (extra) meta.append(` · ${extra}`);
+      if (e.user_agent) meta.title = e.user_agent;
+      main.append(title, meta);
+      li.append(dot, main);
+      list.append(li);
+    }
+  }
+
+  // --------------------------------------------------------- Enrollment
+
+  async function beginEnroll(button) {
+    setAlert('account-error', '');
+    setAlert('account-notice', '');
+    busy(button, true);
+    try {
+      const r = await api('POST', '/api/auth/mfa/enroll/begin');
+      state.panel = 'enroll';
+      $('enroll-secret').textContent = groupSecret(r.secret);
+      $('enroll-secret').dataset.secret = String(r.secret || '').replace(/\s+/g, '');
+      $('enroll-qr-failed').hidden = true;
+      $('enroll-qr').hidden = false;
+      $('enroll-qr').src = `/api/auth/mfa/enroll/qr?t=${Date.now()}`;
+      $('enroll-open-app').href = r.otpauth_url || '#';
+      $('enroll-code').value = '';
+      markInvalid($('enroll-code'), false);
+      setAlert('enroll-error', '');
+      renderMfa();
+      $('enroll-title').focus();
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      setAlert('account-error', errorText(err));
+      if (err.code === 'MFA_ALREADY_ENABLED') await refreshMfa();
+    } finally {
+      busy(button, false);
+    }
+  }
+
+  $('mfa-enable').addEventListener('click', (ev) => beginEnroll(ev.currentTarget));
+  $('mfa-pending-restart').addEventListener('click', (ev) => beginEnroll(ev.currentTarget));
+
+  $('enroll-qr').addEventListener('error', () => {
+    if (!$('enroll-qr').getAttribute('src')) return;
+    $('enroll-qr').hidden = true;
+    $('enroll-qr-failed').hidden = false;
+  });
+
+  $('enroll-secret-copy').addEventListener('click', (ev) =>
+    copyText($('enroll-secret').dataset.secret || '', ev.currentTarget, $('enroll-secret')),
+  );
+
+  async function cancelEnroll(button) {
+    busy(button, true);
+    try {
+      await api('POST', '/api/auth/mfa/enroll/cancel');
+      state.panel = null;
+      $('enroll-qr').removeAttribute('src');
+      $('enroll-secret').textContent = '';
+      $('enroll-secret').dataset.secret = '';
+      setAlert('account-error', '');
+      setAlert('account-notice', 'Setup cancelled. Two-step verification stays off.');
+      await refreshMfa();
+      $('mfa-card-title').focus();
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      setAlert(state.panel === 'enroll' ? 'enroll-error' : 'account-error', errorText(err));
+    } finally {
+      busy(button, false);
+    }
+  }
+
+  $('enroll-cancel').addEventListener('click', (ev) => cancelEnroll(ev.currentTarget));
+  $('mfa-pending-cancel').addEventListener('click', (ev) => cancelEnroll(ev.currentTarget));
+
+  $('enroll-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setAlert('enroll-error', '');
+    const input = $('enroll-code');
+    markInvalid(input, false);
+    const code = readCode(input, 'totp');
+    if (!code) return fieldError('enroll-error', 'enroll-code', codeMissingText('totp'));
+    const button = $('enroll-submit');
+    busy(button, true);
+    try {
+      const r = await api('POST', '/api/auth/mfa/enroll/confirm', { code });
+      input.value = '';
+      $('enroll-qr').removeAttribute('src');
+      $('enroll-secret').textContent = '';
+      $('enroll-secret').dataset.secret = '';
+      showCodes(r.backup_codes || [], 'enroll');
+      refreshMfa();
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      if (err.code === 'MFA_NO_PENDING' || err.code === 'MFA_ALREADY_ENABLED') {
+        state.panel = null;
+        setAlert('account-error', errorText(err));
+        await refreshMfa();
+        $('mfa-card-title').focus();
+      } else if (err.code === 'INVALID_CODE') {
+        fieldError('enroll-error', 'enroll-code', errorText(err, 'totp'));
+      } else {
+        setAlert('enroll-error', errorText(err, 'totp'));
+      }
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  // ------------------------------------------------------- Backup codes
+
+  function showCodes(codes, context) {
+    state.panel = 'codes';
+    state.codesContext = context;
+    $('codes-title').textContent = context === 'enroll' ? 'Two-step verification is on. Save your backup codes' : 'Save your new backup codes';
+    $('codes-lead').textContent =
+      (context === 'enroll' ? '' : 'Your old backup codes no longer work. ') +
+      'If you lose access to your authenticator app, each of these codes signs you in once. ' +
+      'Keep them somewhere safe, such as a password manager. They will not be shown again.';
+    const list = $('backup-codes');
+    list.replaceChildren();
+    for (const c of codes) {
+      const li = document.createElement('li');
+      const code = document.createElement('code');
+      code.textContent = c;
+      li.append(code);
+      list.append(li);
+    }
+    const email = (state.user && state.user.email) || '';
+    const text =
+      'slugbase backup codes\n' +
+      (email ? `Account: ${email}\n` : '') +
+      `Created: ${new Date().toLocaleString()}\n\n` +
+      'Each code signs you in once instead of a code from your authenticator app.\n\n' +
+      codes.map((c, i) => `${String(i + 1).padStart(2, ' ')}. ${c}`).join('\n') +
+      '\n';
+    if (state.codesUrl) URL.revokeObjectURL(state.codesUrl);
+    state.codesUrl = URL.createObjectURL(new Blob([text], { type: 'text/plain;charset=utf-8' }));
+    $('codes-download').href = state.codesUrl;
+    $('codes-copy').dataset.text = codes.join('\n');
+    $('codes-saved').checked = false;
+    $('codes-continue').disabled = true;
+    renderMfa();
+    $('codes-title').focus();
+  }
+
+  function clearCodes() {
+    $('backup-codes').replaceChildren();
+    $('codes-copy').dataset.text = '';
+    $('codes-download').setAttribute('href', '#');
+    if (state.codesUrl) {
+      const url = state.codesUrl;
+      state.codesUrl = null;
+      window.setTimeout(() => URL.revokeObjectURL(url), 1000);
+    }
+  }
+
+  $('codes-copy').addEventListener('click', (ev) =>
+    copyText(ev.currentTarget.dataset.text || '', ev.currentTarget, $('backup-codes')),
+  );
+
+  $('codes-download').addEventListener('click', (ev) => {
+    if (!state.codesUrl) ev.preventDefault();
+  });
+
+  $('codes-saved').addEventListener('change', (ev) => {
+    $('codes-continue').disabled = !ev.currentTarget.checked;
+  });
+
+  $('codes-continue').addEventListener('click', async () => {
+    if (!$('codes-saved').checked) return;
+    const context = state.codesContext;
+    state.panel = null;
+    clearCodes();
+    setAlert('account-notice', context === 'enroll' ? 'Two-step verification is on.' : 'Your new backup codes are ready to use.');
+    renderMfa();
+    $('mfa-card-title').focus();
+    await refreshMfa();
+  });
+
+  // ---------------------------------------- Disable / regenerate (confirm)
+
+  function setConfirmMode(mode) {
+    state.confirmMode = mode;
+    setCodeMode('confirm', mode);
+  }
+
+  function openConfirm(action) {
+    state.panel = 'confirm';
+    state.confirmAction = action;
+    const hasPassword = !!(state.user && state.user.has_password);
+    const how = `Confirm with a code from your authenticator app or a backup code${hasPassword ? ', and your password' : ''}.`;
+    if (action === 'disable') {
+      $('confirm-title').textContent = 'Turn off two-step verification';
+      $('confirm-lead').textContent = `Your account will then be protected by your password only, and your backup codes stop working. ${how}`;
+      $('confirm-submit').textContent = 'Turn off';
+      $('confirm-submit').className = 'btn btn-danger';
+    } else {
+      $('confirm-title').textContent = 'Get new backup codes';
+      $('confirm-lead').textContent = `You get 10 new codes and your current backup codes stop working. ${how}`;
+      $('confirm-submit').textContent = 'Get new codes';
+      $('confirm-submit').className = 'btn btn-primary';
+    }
+    $('confirm-password-field').hidden = !hasPassword;
+    $('confirm-password').value = '';
+    markInvalid($('confirm-password'), false);
+    setConfirmMode('totp');
+    setAlert('confirm-error', '');
+    setAlert('account-error', '');
+    setAlert('account-notice', '');
+    renderMfa();
+    $('confirm-code').focus();
+  }
+
+  $('disable-open').addEventListener('click', () => openConfirm('disable'));
+  $('regen-open').addEventListener('click', () => openConfirm('regenerate'));
+
+  $('confirm-toggle').addEventListener('click', () => {
+    setConfirmMode(state.confirmMode === 'totp' ? 'backup' : 'totp');
+    setAlert('confirm-error', '');
+    $('confirm-code').focus();
+  });
+
+  $('confirm-cancel').addEventListener('click', () => {
+    state.panel = null;
+    $('confirm-code').value = '';
+    $('confirm-password').value = '';
+    renderMfa();
+    $(state.confirmAction === 'disable' ? 'disable-open' : 'regen-open').focus();
+  });
+
+  $('confirm-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    clearInvalid(ev.currentTarget);
+    setAlert('confirm-error', '');
+    const mode = state.confirmMode;
+    const code = readCode($('confirm-code'), mode);
+    if (!code) return fieldError('confirm-error', 'confirm-code', codeMissingText(mode));
+    const body = { code };
+    if (!$('confirm-password-field').hidden) {
+      const password = $('confirm-password').value;
+      if (!password) return fieldError('confirm-error', 'confirm-password', 'Enter your password to confirm.');
+      body.password = password;
+    }
+    const action = state.confirmAction;
+    const button = $('confirm-submit');
+    busy(button, true);
+    try {
+      if (action === 'disable') {
+        await api('POST', '/api/auth/mfa/disable', body);
+        state.panel = null;
+        setAlert('account-notice', 'Two-step verification is off.');
+        renderMfa();
+        await refreshMfa();
+        $('mfa-card-title').focus();
+      } else {
+        const r = await api('POST', '/api/auth/mfa/backup/regenerate', body);
+        showCodes(r.backup_codes || [], 'regenerate');
+        refreshMfa();
+      }
+      $('confirm-code').value = '';
+      $('confirm-password').value = '';
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      if (err.code === 'INVALID_PASSWORD') {
+        fieldError('confirm-error', 'confirm-password', errorText(err));
+      } else if (err.code === 'PASSWORD_REQUIRED') {
+        $('confirm-password-field').hidden = false;
+        fieldError('confirm-error', 'confirm-password', errorText(err));
+      } else if (err.code === 'INVALID_CODE') {
+        fieldError('confirm-error', 'confirm-code', errorText(err, mode));
+      } else if (err.code === 'MFA_NOT_ENABLED') {
+        state.panel = null;
+        setAlert('account-error', errorText(err));
+        await refreshMfa();
+      } else {
+        setAlert('confirm-error', errorText(err, mode));
+      }
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  // ------------------------------------------------------------ Tokens
+
+  async function refreshTokens() {
+    try {
+      renderTokens((await api('GET', '/api/tokens')) || []);
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      setAlert('tokens-error', `Could not load your tokens. ${errorText(err)}`);
+    }
+  }
+
+  function renderTokens(tokens) {
+    const list = $('tokens-list');
+    list.replaceChildren();
+    $('tokens-empty').hidden = tokens.length > 0;
+    for (const t of tokens) {
+      const li = document.createElement('li');
+      li.dataset.tokenId = String(t.id);
+      const main = document.createElement('div');
+      main.className = 'list-main';
+      const title = document.createElement('div');
+      title.className = 'list-title';
+      title.textContent = t.name;
+      const meta = document.createElement('div');
+      meta.className = 'list-meta';
+      meta.textContent =
+        `Created ${fmtDate(t.created_at)} · ` + (t.last_used_at ? `last used ${fmtDateTime(t.last_used_at)}` : 'never used');
+      main.append(title, meta);
+      const actions = document.createElement('div');
+      actions.className = 'list-actions';
+      const revoke = document.createElement('button');
+      revoke.type = 'button';
+      revoke.className = 'btn btn-small btn-danger-outline';
+      revoke.dataset.action = 'revoke';
+      revoke.textContent = 'Revoke';
+      revoke.setAttribute('aria-label', `Revoke token ${t.name}`);
+      actions.append(revoke);
+      li.append(main, actions);
+      list.append(li);
+    }
+  }
+
+  function askRevoke(li) {
+    const name = li.querySelector('.list-title').textContent;
+    const actions = li.querySelector('.list-actions');
+    actions.replaceChildren();
+    const q = document.createElement('span');
+    q.className = 'small muted';
+    q.textContent = 'Revoke?';
+    const yes = document.createElement('button');
+    yes.type = 'button';
+    yes.className = 'btn btn-small btn-danger';
+    yes.dataset.action = 'revoke-confirm';
+    yes.textContent = 'Revoke';
+    yes.setAttribute('aria-label', `Yes, revoke token ${name}`);
+    const no = document.createElement('button');
+    no.type = 'button';
+    no.className = 'btn btn-small btn-ghost';
+    no.dataset.action = 'revoke-keep';
+    no.textContent = 'Keep';
+    actions.append(q, yes, no);
+    yes.focus();
+  }
+
+  $('tokens-list').addEventListener('click', async (ev) => {
+    const button = ev.target.closest('button[data-action]');
+    if (!button) return;
+    const li = button.closest('li');
+    const id = li.dataset.tokenId;
+    const action = button.dataset.action;
+    setAlert('tokens-error', '');
+    if (action === 'revoke') return askRevoke(li);
+    if (action === 'revoke-keep') return refreshTokens();
+    busy(button, true);
+    try {
+      const name = li.querySelector('.list-title').textContent;
+      await api('DELETE', `/api/tokens/${encodeURIComponent(id)}`);
+      await refreshTokens();
+      announce(`Token ${name} revoked.`);
+      $('token-name').focus();
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      busy(button, false);
+      setAlert('tokens-error', errorText(err));
+    }
+  });
+
+  $('token-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    setAlert('tokens-error', '');
+    const input = $('token-name');
+    markInvalid(input, false);
+    const name = input.value.trim();
+    if (!name) return fieldError('tokens-error', 'token-name', 'Give the token a name, for example what it is used for.');
+    const button = $('token-create');
+    busy(button, true);
+    try {
+      const r = await api('POST', '/api/tokens', { name });
+      input.value = '';
+      $('token-new-value').textContent = r.token;
+      $('token-new').hidden = false;
+      await refreshTokens();
+      $('token-new-copy').focus();
+      announce('Token created. Copy it now; it will not be shown again.');
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      if (err.code === 'VALIDATION_ERROR') fieldError('tokens-error', 'token-name', errorText(err));
+      else setAlert('tokens-error', errorText(err));
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  $('token-new-copy').addEventListener('click', (ev) =>
+    copyText($('token-new-value').textContent, ev.currentTarget, $('token-new-value')),
+  );
+
+  $('token-new-done').addEventListener('click', () => {
+    $('token-new').hidden = true;
+    $('token-new-value').textContent = '';
+    $('token-name').focus();
+  });
+
+  // ------------------------------------------------------------ Sign out
+
+  function resetAccountSecrets() {
+    state.panel = null;
+    clearCodes();
+    $('enroll-qr').removeAttribute('src');
+    $('enroll-secret').textContent = '';
+    $('enroll-secret').dataset.secret = '';
+    $('token-new').hidden = true;
+    $('token-new-value').textContent = '';
+    $('confirm-code').value = '';
+    $('confirm-password').value = '';
+  }
+
+  $('logout-button').addEventListener('click', async (ev) => {
+    const button = ev.currentTarget;
+    busy(button, true);
+    try {
+      await api('POST', '/api/auth/logout');
+    } catch (err) {
+      if (err.status !== 401) {
+        busy(button, false);
+        setAlert('account-error', errorText(err));
+        return;
+      }
+    }
+    busy(button, false);
+    setPath('/login');
+    openLogin({ notice: 'You are signed out.' });
+  });
+
+  // ------------------------------------------------------------ Clipboard
+
+  /** Copies `text`; falls back to a hidden textarea, then to selecting `source`. */
+  async function copyText(text, button, source) {
+    let ok = false;
+    if (navigator.clipboard && window.isSecureContext) {
+      try {
+        await navigator.clipboard.writeText(text);
+        ok = true;
+      } catch (_) {
+        ok = false;
+      }
+    }
+    if (!ok) {
+      const ta = document.createElement('textarea');
+      ta.value = text;
+      ta.setAttribute('readonly', '');
+      ta.className = 'offscreen';
+      document.body.append(ta);
+      ta.select();
+      try {
+        ok = document.execCommand('copy');
+      } catch (_) {
+        ok = false;
+      }
+      ta.remove();
+      button.focus();
+    }
+    const label = button.dataset.copyLabel || button.textContent;
+    if (ok) {
+      button.textContent = 'Copied';
+      announce('Copied to the clipboard.');
+      window.setTimeout(() => {
+        button.textContent = label;
+      }, 2000);
+    } else {
+      if (source) {
+        const range = document.createRange();
+        range.selectNodeContents(source);
+        const sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+      }
+      announce('Copying is not available here. The text is selected: copy it with your keyboard or menu.');
+      button.textContent = 'Select and copy';
+      window.setTimeout(() => {
+        button.textContent = label;
+      }, 3000);
+    }
+  }
+
+  // ------------------------------------------------------------ Start
+
+  document.querySelectorAll('input').forEach((input) =>
+    input.addEventListener('input', () => markInvalid(input, false)),
+  );
+
+  window.addEventListener('popstate', () => {
+    route();
+  });
+
+  route();
+})();
