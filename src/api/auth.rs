@@ -69,7 +69,7 @@ async fn verify(app: &State<App>, _s: SameSite, client: ClientInfo, jar: &Cookie
         }
         Err(e) => {
             if e.code == "MFA_PENDING_INVALID" {
-                session::clear_cookies(jar);
+                session::expire(app, jar, PENDING_COOKIE);
             }
             Err(e)
         }
@@ -81,7 +81,7 @@ async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiRes
     if let Some(sid) = user.session_id {
         app.db.run(move |c| sessions::revoke(c, sid)).await?;
     }
-    session::clear_cookies(jar);
+    session::clear_cookies(app, jar);
     Ok(Json(json!({ "ok": true })))
 }
 

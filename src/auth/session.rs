@@ -61,7 +61,16 @@ fn cookie(app: &App, name: &'static str, value: String, max_age: i64) -> Cookie<
 pub fn set_cookies(app: &App, jar: &CookieJar<'_>, s: NewSession) {
     jar.add(cookie(app, SID_COOKIE, s.sid, s.ttl));
     jar.add(cookie(app, TOKEN_COOKIE, s.access, s.ttl));
-    jar.remove(Cookie::build(PENDING_COOKIE).path("/"));
+    if jar.get(PENDING_COOKIE).is_some() {
+        expire(app, jar, PENDING_COOKIE);
+    }
+}
+
+/// Tells the browser to drop a cookie, whether or not this request carried it.
+pub fn expire(app: &App, jar: &CookieJar<'_>, name: &'static str) {
+    let mut c = cookie(app, name, String::new(), 0);
+    c.set_expires(rocket::time::OffsetDateTime::UNIX_EPOCH);
+    jar.add(c);
 }
 
 /// Sets the second-step cookie.
@@ -70,8 +79,8 @@ pub fn set_pending_cookie(app: &App, jar: &CookieJar<'_>, token: String, ttl: i6
 }
 
 /// Clears every auth cookie.
-pub fn clear_cookies(jar: &CookieJar<'_>) {
+pub fn clear_cookies(app: &App, jar: &CookieJar<'_>) {
     for name in [SID_COOKIE, TOKEN_COOKIE, PENDING_COOKIE] {
-        jar.remove(Cookie::build(name).path("/"));
+        expire(app, jar, name);
     }
 }
