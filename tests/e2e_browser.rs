@@ -1,0 +1,292 @@
+//! End-to-end test of the browser page against the real release binary.
+//!
+//! Drives headless Chromium (Debian packages `chromium chromium-driver`)
+//! through chromedriver on loopback: first-start setup from the logged link,
+//! sign-in, enabling TOTP two-step verification (codes from `oathtool`, an
+//! independent TOTP implementation), saving the backup codes, signing in with
+//! a TOTP and with a backup code, and turning two-step verification off.
+//! Screenshots of every screen (light and dark, desktop and phone) land in
+//! `screenshots/`.
+//!
+//! Without Chromium the test prints "SKIPPED" and passes, except when `CI` is
+//! set: then it fails. `SLUGBASE_E2E_BIN` runs a prebuilt binary instead of
+//! building one; `SLUGBASE_E2E_VERBOSE` echoes the server log.
+
+mod e2e;
+
+use std::path::{Path, PathBuf};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use e2e::harness::{self, Driver, Server, Shots, Totp};
+use e2e::webdriver::Session;
+use serde_json::json;
+
+const EMAIL: &str = "ada@example.test";
+const NAME: &str = "Ada Lovelace";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// On a panic, saves what the browser shows and prints the server's log.
+struct FailureReport<'a> {
+    browser: &'a Session,
+    server: &'a Server,
+    shots_dir: PathBuf,
+}
+
+impl Drop for FailureReport<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        if let Some(path) = Shots::failure(self.browser, &self.shots_dir) {
+            eprintln!("e2e: screenshot of the failure: {}", path.display());
+        }
+        if let Ok(v) = self.browser.try_cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": "return location.href + '\\n' + document.body.innerText;", "args": [] })),
+        ) {
+            eprintln!("e2e: the page at the failure:\n{}", v.as_str().unwrap_or_default());
+        }
+        let log = self.server.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(60).collect();
+        eprintln!("e2e: last server log lines:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+#[test]
+fn browser_walkthrough() {
+    let Some(tools) = harness::find_tools() else { return };
+    let started = Instant::now();
+    let bin = harness::release_binary();
+    let built = Instant::now();
+
+    let data_dir = tempfile::tempdir().expect("temp data dir");
+    let profile = tempfile::tempdir().expect("temp profile dir");
+    let downloads = tempfile::tempdir().expect("temp download dir");
+    let server = Server::start(&bin, data_dir.path(), harness::free_port());
+    let setup_link = server.setup_link();
+    server.wait_healthy();
+
+    let driver = Driver::start(&tools.chromedriver);
+    let b = driver.browser(&tools.chromium, profile.path(), downloads.path());
+    let mut shots = Shots::new(harness::repo_dir().join("screenshots"));
+    let _report = FailureReport { browser: &b, server: &server, shots_dir: shots.dir().to_path_buf() };
+    Shots::reset(&b);
+
+    walk(&b, &server, &setup_link, &mut shots, downloads.path());
+
+    eprintln!(
+        "e2e: passed; browser part {:.1} s (total {:.1} s); screenshots in {}",
+        built.elapsed().as_secs_f64(),
+        started.elapsed().as_secs_f64(),
+        shots.dir().display()
+    );
+}
+
+fn sign_in_password(b: &Session, password: &str) {
+    b.fill("#login-email", EMAIL);
+    b.fill("#login-password", password);
+    b.click("#login-submit");
+}
+
+fn sign_out(b: &Session) {
+    b.click("#logout-button");
+    b.wait_text("#login-notice", "signed out");
+    assert!(b.url().ends_with("/login"), "after sign-out the address is {}", b.url());
+}
+
+fn wait_account(b: &Session) {
+    b.wait_visible("#view-account");
+    b.wait_text("#account-email", EMAIL);
+    // The MFA status has loaded once the badge says On or Off.
+    b.wait_for("the MFA status", || {
+        let t = b.text("#mfa-badge");
+        (t == "On" || t == "Off").then_some(())
+    });
+}
+
+fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downloads: &Path) {
+    // 1. Open the setup link from the server log.
+    assert!(setup_link.starts_with(&server.base), "setup link {setup_link} is not on {}", server.base);
+    b.goto(setup_link);
+    b.wait_visible("#setup-form");
+    shots.take(b, "setup");
+
+    // 2. Create the administrator (the page checks that the passwords match).
+    b.fill("#setup-email", EMAIL);
+    b.fill("#setup-name", NAME);
+    b.fill("#setup-password", PASSWORD);
+    b.fill("#setup-password2", "something else");
+    b.click("#setup-submit");
+    b.wait_text("#setup-error", "do not match");
+    shots.take(b, "setup-mismatch");
+    b.fill("#setup-password2", PASSWORD);
+    b.click("#setup-submit");
+    wait_account(b);
+    assert!(b.url().ends_with("/account"), "after setup the address is {}", b.url());
+    assert_eq!(b.text("#mfa-badge"), "Off");
+    assert!(b.is_visible("#account-admin"), "the administrator badge is missing");
+    shots.take(b, "account");
+
+    // 3. Sign out, then sign in; a wrong password first.
+    sign_out(b);
+    shots.take(b, "login");
+    sign_in_password(b, "wrong password");
+    let wrong_password = b.wait_text("#login-error", "Wrong email or password");
+    shots.take(b, "login-wrong-password");
+    sign_in_password(b, PASSWORD);
+    wait_account(b);
+
+    // 4. Enable MFA: read the secret from the page, confirm with oathtool's code.
+    b.click("#mfa-enable");
+    b.wait_visible("#enroll-panel");
+    b.wait_for("the QR code image to load", || {
+        b.exec("const i = document.getElementById('enroll-qr'); return i.complete && i.naturalWidth > 0;", json!([]))
+            .as_bool()
+            .filter(|ok| *ok)
+    });
+    let shown = b.text("#enroll-secret");
+    let secret: String = shown.split_whitespace().collect();
+    assert_eq!(secret.len(), 32, "secret {shown:?} is not 32 characters");
+    assert!(
+        secret.bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)),
+        "secret {secret:?} is not Base32"
+    );
+    assert!(shown.split_whitespace().all(|g| g.len() == 4), "secret {shown:?} is not in groups of four");
+    shots.take(b, "enroll");
+    // For the README: the light desktop page down to the end of the MFA card.
+    let bottom = b
+        .exec("const r = document.getElementById('mfa-card').getBoundingClientRect(); return r.bottom + scrollY + 24;", json!([]))
+        .as_f64()
+        .expect("the MFA card's position");
+    let docs = harness::repo_dir().join("docs");
+    std::fs::create_dir_all(&docs).expect("docs/");
+    std::fs::write(docs.join("enrollment.png"), b.screenshot_top(1280.0, bottom.ceil())).expect("writing docs/enrollment.png");
+
+    let mut totp = Totp::new(&secret);
+    b.fill("#enroll-code", &totp.wrong_code());
+    b.click("#enroll-submit");
+    let wrong_code = b.wait_text("#enroll-error", "code is not correct");
+    assert_ne!(wrong_code, wrong_password, "wrong code and wrong password must read differently");
+    shots.take(b, "enroll-wrong-code");
+    b.fill("#enroll-code", &totp.next_code());
+    b.click("#enroll-submit");
+
+    // 5. Save the backup codes: read them, download them, tick "saved", continue.
+    b.wait_visible("#codes-panel");
+    let codes: Vec<String> = serde_json::from_value(b.exec(
+        "return [...document.querySelectorAll('#backup-codes code')].map(c => c.textContent);",
+        json!([]),
+    ))
+    .expect("backup codes");
+    assert_eq!(codes.len(), 10, "expected 10 backup codes, got {codes:?}");
+    for code in &codes {
+        let groups: Vec<&str> = code.split('-').collect();
+        assert!(
+            groups.len() == 4 && groups.iter().all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_alphanumeric())),
+            "backup code {code:?} does not look like abcd-efgh-ijkl-mnop"
+        );
+    }
+    assert!(!b.is_visible("#codes-continue:enabled"), "Continue must wait for \"I have saved them\"");
+    shots.take(b, "backup-codes");
+    b.click("#codes-download");
+    let saved = wait_download(downloads);
+    for code in &codes {
+        assert!(saved.contains(code.as_str()), "the downloaded file lacks {code}:\n{saved}");
+    }
+    b.click("#codes-saved");
+    b.click("#codes-continue");
+    b.wait_text("#mfa-badge", "On");
+    b.wait_text("#mfa-summary", "10 unused backup codes");
+    b.wait_text("#events-list", "two-step");
+    shots.take(b, "account-mfa-on");
+
+    // 6. Sign out. 7. Sign in with a TOTP, after a wrong one.
+    sign_out(b);
+    sign_in_password(b, PASSWORD);
+    b.wait_visible("#view-mfa");
+    shots.take(b, "mfa-code");
+    b.fill("#mfa-code", &totp.wrong_code());
+    b.click("#mfa-submit");
+    let wrong_login_code = b.wait_text("#mfa-error", "code is not correct");
+    assert_ne!(wrong_login_code, wrong_password);
+    shots.take(b, "mfa-wrong-code");
+    b.fill("#mfa-code", &totp.next_code());
+    b.click("#mfa-submit");
+    wait_account(b);
+    assert_eq!(b.text("#mfa-badge"), "On");
+
+    // 8. Sign out. 9. Sign in with a backup code.
+    sign_out(b);
+    sign_in_password(b, PASSWORD);
+    b.wait_visible("#view-mfa");
+    b.click("#mfa-toggle");
+    b.wait_text("#mfa-code-label", "Backup code");
+    shots.take(b, "mfa-backup-code");
+    b.fill("#mfa-code", &codes[0]);
+    b.click("#mfa-submit");
+    wait_account(b);
+    b.wait_text("#account-notice", "9 backup codes are left");
+    shots.take(b, "account-after-backup-code");
+
+    // An API token: create it, see it once, revoke it.
+    b.fill("#token-name", "nightly backup");
+    b.click("#token-create");
+    b.wait_visible("#token-new");
+    assert!(!b.text("#token-new-value").is_empty(), "the new token is not shown");
+    b.wait_text("#tokens-list", "nightly backup");
+    shots.take(b, "token-created");
+    b.click("#token-new-done");
+    b.click("#tokens-list button[data-action=revoke]");
+    b.click("#tokens-list button[data-action=revoke-confirm]");
+    b.wait_visible("#tokens-empty");
+
+    // 10. Turn MFA off with a backup code; a wrong password first (not a sign-out).
+    b.click("#disable-open");
+    b.wait_visible("#confirm-panel");
+    b.click("#confirm-toggle");
+    b.wait_text("#confirm-code-label", "Backup code");
+    b.fill("#confirm-code", &codes[1]);
+    b.fill("#confirm-password", "not my password");
+    b.click("#confirm-submit");
+    b.wait_text("#confirm-error", "password is not correct");
+    assert!(b.is_visible("#view-account"), "a wrong password must not sign out");
+    shots.take(b, "disable-wrong-password");
+    b.fill("#confirm-code", &codes[2]);
+    b.fill("#confirm-password", PASSWORD);
+    b.click("#confirm-submit");
+    b.wait_text("#mfa-badge", "Off");
+    b.wait_text("#account-notice", "Two-step verification is off");
+    shots.take(b, "account-mfa-off");
+
+    // Still signed in after a reload, which serves the page at /account.
+    b.goto(&format!("{}/account", server.base));
+    wait_account(b);
+    assert_eq!(b.text("#mfa-badge"), "Off");
+}
+
+/// Waits for the downloaded backup codes file and returns its text.
+fn wait_download(dir: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        let done = std::fs::read_dir(dir).ok().and_then(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "txt"))
+        });
+        if let Some(path) = done {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                if !text.is_empty() {
+                    return text;
+                }
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "the backup codes download never arrived in {}", dir.display());
+        sleep(Duration::from_millis(100));
+    }
+}
