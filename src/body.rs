@@ -39,7 +39,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Value::Object(Default::default())
     } else {
         serde_json::from_slice(bytes).map_err(|_| {
-            ApiError::new(Status::BadRequest, "VALIDATION_ERROR", "The request body is not valid JSON")
+            ApiError::new(
+                Status::BadRequest,
+                "VALIDATION_ERROR",
+                "The request body is not valid JSON",
+            )
         })?
     };
     if !value.is_object() {
@@ -67,7 +71,11 @@ impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
                 ));
             }
         }
-        let limit = req.rocket().state::<App>().map(|a| a.config.max_body_bytes).unwrap_or(16 * 1024);
+        let limit = req
+            .rocket()
+            .state::<App>()
+            .map(|a| a.config.max_body_bytes)
+            .unwrap_or(16 * 1024);
         let bytes = match data.open(limit.bytes()).into_bytes().await {
             Ok(b) if b.is_complete() => b.into_inner(),
             Ok(_) => {
@@ -77,7 +85,13 @@ impl<'r, T: DeserializeOwned> FromData<'r> for JsonBody<T> {
                     format!("The request body is larger than {limit} bytes"),
                 ))
             }
-            Err(_) => return fail(ApiError::new(Status::BadRequest, "VALIDATION_ERROR", "The request body could not be read")),
+            Err(_) => {
+                return fail(ApiError::new(
+                    Status::BadRequest,
+                    "VALIDATION_ERROR",
+                    "The request body could not be read",
+                ))
+            }
         };
         match parse(&bytes) {
             Ok(v) => Outcome::Success(JsonBody(v)),
@@ -102,7 +116,9 @@ mod tests {
     fn field(bytes: &[u8]) -> String {
         let e = parse::<B>(bytes).unwrap_err();
         assert_eq!(e.code, "VALIDATION_ERROR");
-        e.details.map(|d| d["field"].as_str().unwrap_or("").to_string()).unwrap_or_default()
+        e.details
+            .map(|d| d["field"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
     }
 
     #[test]

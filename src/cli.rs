@@ -129,14 +129,22 @@ fn run(cmd: Cmd, figment: figment::Figment, config: &Config) -> Result<(), Strin
         Cmd::Backup { file } => backup(config, &file),
         Cmd::Check => check(config),
         Cmd::User { cmd } => user(cmd, &open(config)?),
-        Cmd::Token { cmd: TokenCmd::Create { email, name } } => {
+        Cmd::Token {
+            cmd: TokenCmd::Create { email, name },
+        } => {
             let app = open(config)?;
             let conn = app.db.get().map_err(|e| e.to_string())?;
             let u = find(&conn, &email)?;
             let name = crate::api::tokens::token_name(&name).map_err(|e| e.message)?;
             let token = crate::api::tokens::new_token();
-            tokens::create(&conn, u.id, &name, &auth::api_token_hash(&app, &token), app.now())
-                .map_err(|e| e.to_string())?;
+            tokens::create(
+                &conn,
+                u.id,
+                &name,
+                &auth::api_token_hash(&app, &token),
+                app.now(),
+            )
+            .map_err(|e| e.to_string())?;
             println!("{token}");
             Ok(())
         }
@@ -176,7 +184,10 @@ fn read_password() -> Result<String, String> {
         Ok(p)
     } else {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
         Ok(line.trim_end_matches(['\r', '\n']).to_string())
     }
 }
@@ -191,17 +202,34 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
     let mut conn = app.db.get().map_err(|e| e.to_string())?;
     let err = |e: crate::error::ApiError| e.message;
     match cmd {
-        UserCmd::Create { email, name, admin, oidc_only } => {
+        UserCmd::Create {
+            email,
+            name,
+            admin,
+            oidc_only,
+        } => {
             let email = users::normalize_email(&email).map_err(err)?;
-            let name = users::normalize_name(name.as_deref().unwrap_or(email.split('@').next().unwrap_or("")))
+            let name = users::normalize_name(
+                name.as_deref()
+                    .unwrap_or(email.split('@').next().unwrap_or("")),
+            )
+            .map_err(err)?;
+            let hash = if oidc_only {
+                None
+            } else {
+                Some(new_password_hash()?)
+            };
+            let u = users::create(&conn, &email, &name, admin, hash.as_deref(), app.now())
                 .map_err(err)?;
-            let hash = if oidc_only { None } else { Some(new_password_hash()?) };
-            let u = users::create(&conn, &email, &name, admin, hash.as_deref(), app.now()).map_err(err)?;
             println!("{}", u.id);
         }
         UserCmd::List => {
             for u in users::list(&conn).map_err(err)? {
-                let flags = [(u.is_admin, "admin"), (u.mfa_enabled, "mfa"), (!u.has_password, "oidc-only")];
+                let flags = [
+                    (u.is_admin, "admin"),
+                    (u.mfa_enabled, "mfa"),
+                    (!u.has_password, "oidc-only"),
+                ];
                 let flags: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
                 println!("{}\t{}\t{}\t{}", u.id, u.email, u.name, flags.join(","));
             }
@@ -236,8 +264,10 @@ fn backup(config: &Config, dest: &Path) -> Result<(), String> {
     let tmp = dest.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
     {
-        let mut dst = rusqlite::Connection::open(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-        let b = rusqlite::backup::Backup::new(&src, &mut dst).map_err(|e| format!("backup failed: {e}"))?;
+        let mut dst = rusqlite::Connection::open(&tmp)
+            .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+        let b = rusqlite::backup::Backup::new(&src, &mut dst)
+            .map_err(|e| format!("backup failed: {e}"))?;
         b.run_to_completion(256, Duration::from_millis(5), None)
             .map_err(|e| format!("backup failed: {e}"))?;
         drop(b);
@@ -264,18 +294,27 @@ fn backup(config: &Config, dest: &Path) -> Result<(), String> {
 
 /// Reports on the configuration, key and database; fails on the first real problem.
 fn check(config: &Config) -> Result<(), String> {
-    println!("configuration: ok (data folder {})", config.data_dir.display());
+    println!(
+        "configuration: ok (data folder {})",
+        config.data_dir.display()
+    );
     let key = if config.secret_key.is_some() || config.key_path().exists() {
         let k = keys::load_master(config)?;
         println!("secret key: ok");
         Some(k)
     } else {
-        println!("secret key: none yet ({} is created on first start)", config.key_path().display());
+        println!(
+            "secret key: none yet ({} is created on first start)",
+            config.key_path().display()
+        );
         None
     };
     let path = config.db_path();
     if !path.exists() {
-        println!("database: none yet ({} is created on first start)", path.display());
+        println!(
+            "database: none yet ({} is created on first start)",
+            path.display()
+        );
         return Ok(());
     }
     let mut conn = db::open(&path)?;
@@ -283,7 +322,11 @@ fn check(config: &Config) -> Result<(), String> {
     if pending.is_empty() {
         println!("migrations: up to date");
     } else {
-        println!("migrations: {} pending ({}), applied on next start", pending.len(), pending.join(", "));
+        println!(
+            "migrations: {} pending ({}), applied on next start",
+            pending.len(),
+            pending.join(", ")
+        );
     }
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -294,13 +337,17 @@ fn check(config: &Config) -> Result<(), String> {
     println!("database: integrity ok");
     if let (Some(k), true) = (key, pending.is_empty()) {
         let sample: Option<(i64, Vec<u8>)> = conn
-            .query_row("SELECT id, mfa_secret FROM users WHERE mfa_secret IS NOT NULL LIMIT 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .query_row(
+                "SELECT id, mfa_secret FROM users WHERE mfa_secret IS NOT NULL LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .ok();
         if let Some((id, sealed)) = sample {
-            mfa::seal::unseal(&keys::Keys::derive(&k).seal, id, &sealed)
-                .map_err(|_| "the secret key does not match this database: TOTP secrets cannot be unsealed".to_string())?;
+            mfa::seal::unseal(&keys::Keys::derive(&k).seal, id, &sealed).map_err(|_| {
+                "the secret key does not match this database: TOTP secrets cannot be unsealed"
+                    .to_string()
+            })?;
             println!("secret key matches the database: ok");
         }
     }

@@ -118,13 +118,17 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn slugbase_env_wins_over_rocket_env() {
         figment::Jail::expect_with(|jail| {
-            jail.create_file("Rocket.toml", "[default]\nport = 7000\nmfa_issuer = \"Toml\"\n")?;
+            jail.create_file(
+                "Rocket.toml",
+                "[default]\nport = 7000\nmfa_issuer = \"Toml\"\n",
+            )?;
             jail.set_env("ROCKET_PORT", "7001");
             jail.set_env("SLUGBASE_PORT", "7002");
             jail.set_env("SLUGBASE_TRUSTED_PROXIES", "[\"10.0.0.1\"]");

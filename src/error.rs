@@ -125,9 +125,9 @@ impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode::*;
         match e.sqlite_error_code() {
-            Some(DatabaseBusy | DatabaseLocked | ReadOnly | DiskFull | CannotOpen | SystemIoFailure) => {
-                ApiError::unavailable(e)
-            }
+            Some(
+                DatabaseBusy | DatabaseLocked | ReadOnly | DiskFull | CannotOpen | SystemIoFailure,
+            ) => ApiError::unavailable(e),
             _ => ApiError::internal(e),
         }
     }
@@ -175,7 +175,10 @@ fn fallback(status: Status) -> ApiError {
         404 => ("NOT_FOUND", "No such resource"),
         405 => ("METHOD_NOT_ALLOWED", "Method not allowed on this resource"),
         413 => ("PAYLOAD_TOO_LARGE", "The request body is too large"),
-        415 => ("UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json"),
+        415 => (
+            "UNSUPPORTED_MEDIA_TYPE",
+            "Send the body as application/json",
+        ),
         422 => ("VALIDATION_ERROR", "The request body is not valid"),
         429 => return ApiError::rate_limited(60),
         503 => ("UNAVAILABLE", "The service is temporarily unavailable"),
@@ -224,7 +227,10 @@ mod tests {
     fn fallback_codes() {
         assert_eq!(fallback(Status::NotFound).code, "NOT_FOUND");
         assert_eq!(fallback(Status::PayloadTooLarge).code, "PAYLOAD_TOO_LARGE");
-        assert_eq!(fallback(Status::UnprocessableEntity).code, "VALIDATION_ERROR");
+        assert_eq!(
+            fallback(Status::UnprocessableEntity).code,
+            "VALIDATION_ERROR"
+        );
         assert_eq!(fallback(Status::InternalServerError).code, "INTERNAL");
     }
 }

@@ -32,7 +32,8 @@ use crate::state::{App, Inner};
 /// Creates the data folder (mode 0700) and checks that it can be written.
 pub fn prepare_data_dir(config: &Config) -> Result<(), String> {
     let dir = &config.data_dir;
-    fs::create_dir_all(dir).map_err(|e| format!("cannot create data folder {}: {e}", dir.display()))?;
+    fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create data folder {}: {e}", dir.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -122,7 +123,11 @@ async fn purge_loop(app: App) {
             .run(move |c| {
                 let now = a.now();
                 db::sessions::purge_expired(c, now)?;
-                db::mfa::purge(c, now, now - a.config.failure_window_secs.max(a.config.begin_window_secs))
+                db::mfa::purge(
+                    c,
+                    now,
+                    now - a.config.failure_window_secs.max(a.config.begin_window_secs),
+                )
             })
             .await;
         rocket::tokio::time::sleep(std::time::Duration::from_secs(600)).await;

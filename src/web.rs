@@ -38,7 +38,11 @@ impl StaticFile {
             .rsplit_once('.')
             .and_then(|(_, ext)| ContentType::from_extension(ext))
             .unwrap_or(ContentType::Binary);
-        Some(StaticFile { body: file.data, content_type, cache_control })
+        Some(StaticFile {
+            body: file.data,
+            content_type,
+            cache_control,
+        })
     }
 }
 

@@ -17,15 +17,29 @@ fn begin_is_rate_limited_per_user() {
     let (_, jwt) = s.bearer_for("ann@example.com");
     // Failed authentication does not use the user's quota.
     for _ in 0..5 {
-        let res = s.client.post("/api/auth/mfa/enroll/begin").header(bearer("sb_bogus")).dispatch();
+        let res = s
+            .client
+            .post("/api/auth/mfa/enroll/begin")
+            .header(bearer("sb_bogus"))
+            .dispatch();
         assert_eq!(res.status(), Status::Unauthorized);
     }
     for i in 0..10 {
-        assert_eq!(s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None).status(), Status::Ok, "call {i}");
+        assert_eq!(
+            s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None)
+                .status(),
+            Status::Ok,
+            "call {i}"
+        );
         s.clock.advance(60);
     }
     let res = s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None);
-    let header: u64 = res.headers().get_one("Retry-After").unwrap().parse().unwrap();
+    let header: u64 = res
+        .headers()
+        .get_one("Retry-After")
+        .unwrap()
+        .parse()
+        .unwrap();
     let body = assert_error(res, Status::TooManyRequests, "RATE_LIMITED");
     assert_eq!(body["error"], "Too Many Requests");
     assert_eq!(body["retryAfter"], header);
@@ -35,11 +49,19 @@ fn begin_is_rate_limited_per_user() {
     assert_eq!(events[0]["event"], "rate_limited");
     // Another user is unaffected; after the window the user may begin again.
     let (_, bob) = s.bearer_for("bob@example.com");
-    assert_eq!(s.post_auth("/api/auth/mfa/enroll/begin", &bob, None).status(), Status::Ok);
+    assert_eq!(
+        s.post_auth("/api/auth/mfa/enroll/begin", &bob, None)
+            .status(),
+        Status::Ok
+    );
     s.clock.advance(header as i64);
     // (The access JWT lived its hour; sign in again.)
     let (_, jwt) = s.login("ann@example.com");
-    assert_eq!(s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None).status(), Status::Ok);
+    assert_eq!(
+        s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None)
+            .status(),
+        Status::Ok
+    );
 }
 
 #[test]
@@ -48,7 +70,10 @@ fn begin_is_rate_limited_per_ip() {
     let ip = "198.51.100.7:4000".parse().unwrap();
     for i in 0..4 {
         let (_, jwt) = s.bearer_for(&format!("u{i}@example.com"));
-        let mut req = s.client.post("/api/auth/mfa/enroll/begin").header(bearer(&jwt));
+        let mut req = s
+            .client
+            .post("/api/auth/mfa/enroll/begin")
+            .header(bearer(&jwt));
         req.set_remote(ip);
         let res = req.dispatch();
         if i < 3 {
@@ -66,17 +91,34 @@ fn code_lockout_counts_across_endpoints_and_survives_restart() {
     let (secret, _) = s.enroll(&jwt);
     let wrong = json!({"code": "000000", "password": PASSWORD});
     for _ in 0..5 {
-        assert_error(s.post_auth("/api/auth/mfa/disable", &jwt, Some(&wrong)), Status::BadRequest, "INVALID_CODE");
+        assert_error(
+            s.post_auth("/api/auth/mfa/disable", &jwt, Some(&wrong)),
+            Status::BadRequest,
+            "INVALID_CODE",
+        );
     }
     for _ in 0..4 {
         let res = s.post_auth("/api/auth/mfa/backup/regenerate", &jwt, Some(&wrong));
         assert_error(res, Status::BadRequest, "INVALID_CODE");
     }
     {
-        let res = s.post_json("/api/auth/login", &json!({"email": "ann@example.com", "password": PASSWORD}), &[]);
-        let pending = res.cookies().get("slugbase.mfa_pending").unwrap().value().to_string();
-        let res = s.client.post("/api/auth/mfa/verify").cookie(cookie("slugbase.mfa_pending", &pending))
-            .body(r#"{"code":"000000"}"#).dispatch();
+        let res = s.post_json(
+            "/api/auth/login",
+            &json!({"email": "ann@example.com", "password": PASSWORD}),
+            &[],
+        );
+        let pending = res
+            .cookies()
+            .get("slugbase.mfa_pending")
+            .unwrap()
+            .value()
+            .to_string();
+        let res = s
+            .client
+            .post("/api/auth/mfa/verify")
+            .cookie(cookie("slugbase.mfa_pending", &pending))
+            .body(r#"{"code":"000000"}"#)
+            .dispatch();
         assert_error(res, Status::Unauthorized, "INVALID_CODE");
     }
     // Ten failures: even the right code is refused now, and after a restart.
@@ -92,8 +134,16 @@ fn code_lockout_counts_across_endpoints_and_survives_restart() {
     // Once the window frees up, the right code works and resets the count.
     s.clock.set(T0 + 15 * 60 + 30);
     let right = json!({"code": code_at(&secret, s.clock.now_()), "password": PASSWORD});
-    assert_eq!(s.post_auth("/api/auth/mfa/backup/regenerate", &jwt, Some(&right)).status(), Status::Ok);
-    assert_error(s.post_auth("/api/auth/mfa/disable", &jwt, Some(&wrong)), Status::BadRequest, "INVALID_CODE");
+    assert_eq!(
+        s.post_auth("/api/auth/mfa/backup/regenerate", &jwt, Some(&right))
+            .status(),
+        Status::Ok
+    );
+    assert_error(
+        s.post_auth("/api/auth/mfa/disable", &jwt, Some(&wrong)),
+        Status::BadRequest,
+        "INVALID_CODE",
+    );
 }
 
 async fn async_server() -> (AsyncClient, Arc<ManualClock>, tempfile::TempDir) {
@@ -108,24 +158,45 @@ async fn async_user(c: &AsyncClient, email: &str) -> String {
     let hash = slugbase::auth::password::hash(PASSWORD).unwrap();
     let conn = app.db.get().unwrap();
     let u = slugbase::db::users::create(&conn, email, "T", false, Some(&hash), T0).unwrap();
-    slugbase::auth::session::create(&app, &conn, u.id, T0).unwrap().access
+    slugbase::auth::session::create(&app, &conn, u.id, T0)
+        .unwrap()
+        .access
 }
 
 #[rocket::async_test]
 async fn racing_confirms_enable_once_with_one_code_set() {
     let (c, _clock, _dir) = async_server().await;
     let jwt = async_user(&c, "ann@example.com").await;
-    let res = c.post("/api/auth/mfa/enroll/begin").header(bearer(&jwt)).dispatch().await;
-    let secret = decode_secret(res.into_json::<serde_json::Value>().await.unwrap()["secret"].as_str().unwrap());
+    let res = c
+        .post("/api/auth/mfa/enroll/begin")
+        .header(bearer(&jwt))
+        .dispatch()
+        .await;
+    let secret = decode_secret(
+        res.into_json::<serde_json::Value>().await.unwrap()["secret"]
+            .as_str()
+            .unwrap(),
+    );
     let body = json!({"code": code_at(&secret, T0)}).to_string();
-    let send = || c.post("/api/auth/mfa/enroll/confirm").header(bearer(&jwt)).header(ContentType::JSON).body(body.clone()).dispatch();
+    let send = || {
+        c.post("/api/auth/mfa/enroll/confirm")
+            .header(bearer(&jwt))
+            .header(ContentType::JSON)
+            .body(body.clone())
+            .dispatch()
+    };
     let (a, b) = rocket::tokio::join!(send(), send());
     let mut statuses = [a.status().code, b.status().code];
     statuses.sort();
     assert_eq!(statuses[0], 200, "{statuses:?}");
     assert!(statuses[1] == 409 || statuses[1] == 400, "{statuses:?}");
     let app = c.rocket().state::<slugbase::state::App>().unwrap();
-    let n: i64 = app.db.get().unwrap().query_row("SELECT COUNT(*) FROM backup_codes", [], |r| r.get(0)).unwrap();
+    let n: i64 = app
+        .db
+        .get()
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM backup_codes", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 10, "exactly one set of codes");
 }
 
@@ -133,13 +204,30 @@ async fn racing_confirms_enable_once_with_one_code_set() {
 async fn racing_backup_code_spends_once() {
     let (c, _clock, _dir) = async_server().await;
     let jwt = async_user(&c, "ann@example.com").await;
-    let res = c.post("/api/auth/mfa/enroll/begin").header(bearer(&jwt)).dispatch().await;
-    let secret = decode_secret(res.into_json::<serde_json::Value>().await.unwrap()["secret"].as_str().unwrap());
-    let res = c.post("/api/auth/mfa/enroll/confirm").header(bearer(&jwt))
-        .body(json!({"code": code_at(&secret, T0)}).to_string()).dispatch().await;
+    let res = c
+        .post("/api/auth/mfa/enroll/begin")
+        .header(bearer(&jwt))
+        .dispatch()
+        .await;
+    let secret = decode_secret(
+        res.into_json::<serde_json::Value>().await.unwrap()["secret"]
+            .as_str()
+            .unwrap(),
+    );
+    let res = c
+        .post("/api/auth/mfa/enroll/confirm")
+        .header(bearer(&jwt))
+        .body(json!({"code": code_at(&secret, T0)}).to_string())
+        .dispatch()
+        .await;
     let codes = res.into_json::<serde_json::Value>().await.unwrap()["backup_codes"].clone();
     let body = json!({"code": codes[0], "password": PASSWORD}).to_string();
-    let send = || c.post("/api/auth/mfa/backup/regenerate").header(bearer(&jwt)).body(body.clone()).dispatch();
+    let send = || {
+        c.post("/api/auth/mfa/backup/regenerate")
+            .header(bearer(&jwt))
+            .body(body.clone())
+            .dispatch()
+    };
     let (a, b) = rocket::tokio::join!(send(), send());
     let mut statuses = [a.status().code, b.status().code];
     statuses.sort();
@@ -152,37 +240,77 @@ fn unsealable_secret_is_a_500_not_plaintext() {
     let (id, jwt) = s.bearer_for("ann@example.com");
     s.enroll(&jwt);
     // A plaintext secret in the column (say, restored from elsewhere) must not be used.
-    s.app().db.get().unwrap()
-        .execute("UPDATE users SET mfa_secret = CAST('JBSWY3DPEHPK3PXP' AS BLOB) WHERE id = ?1", [id]).unwrap();
+    s.app()
+        .db
+        .get()
+        .unwrap()
+        .execute(
+            "UPDATE users SET mfa_secret = CAST('JBSWY3DPEHPK3PXP' AS BLOB) WHERE id = ?1",
+            [id],
+        )
+        .unwrap();
     s.next_step();
-    let res = s.post_auth("/api/auth/mfa/disable", &jwt, Some(&json!({"code": "123456", "password": PASSWORD})));
+    let res = s.post_auth(
+        "/api/auth/mfa/disable",
+        &jwt,
+        Some(&json!({"code": "123456", "password": PASSWORD})),
+    );
     assert_error(res, Status::InternalServerError, "INTERNAL");
 }
 
 fn oathtool(secret: &str, at: i64) -> Option<String> {
     let when = format!("@{at}");
-    let out = Command::new("oathtool").args(["--totp", "-b", "--now", &when, secret]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new("oathtool")
+        .args(["--totp", "-b", "--now", &when, secret])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 #[test]
 fn oathtool_codes_confirm_and_verify() {
     if oathtool("JBSWY3DPEHPK3PXP", T0).is_none() {
-        assert!(std::env::var_os("CI").is_none(), "oathtool is required in CI (apt-get install oathtool)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "oathtool is required in CI (apt-get install oathtool)"
+        );
         eprintln!("\n*** SKIPPED oathtool interoperability test: oathtool not found (apt-get install oathtool) ***\n");
         return;
     }
     let s = server();
     let (_, jwt) = s.bearer_for("ann@example.com");
-    let secret = json_of(s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None))["secret"].as_str().unwrap().to_string();
+    let secret = json_of(s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None))["secret"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let code = oathtool(&secret, s.clock.now_()).unwrap();
-    let res = s.post_auth("/api/auth/mfa/enroll/confirm", &jwt, Some(&json!({ "code": code })));
+    let res = s.post_auth(
+        "/api/auth/mfa/enroll/confirm",
+        &jwt,
+        Some(&json!({ "code": code })),
+    );
     assert_eq!(res.status(), Status::Ok);
     s.next_step();
-    let res = s.post_json("/api/auth/login", &json!({"email": "ann@example.com", "password": PASSWORD}), &[]);
-    let pending = res.cookies().get("slugbase.mfa_pending").unwrap().value().to_string();
+    let res = s.post_json(
+        "/api/auth/login",
+        &json!({"email": "ann@example.com", "password": PASSWORD}),
+        &[],
+    );
+    let pending = res
+        .cookies()
+        .get("slugbase.mfa_pending")
+        .unwrap()
+        .value()
+        .to_string();
     let code = oathtool(&secret, s.clock.now_()).unwrap();
-    let res = s.client.post("/api/auth/mfa/verify").cookie(cookie("slugbase.mfa_pending", &pending))
-        .header(Header::new("Content-Type", "application/json")).body(json!({ "code": code }).to_string()).dispatch();
+    let res = s
+        .client
+        .post("/api/auth/mfa/verify")
+        .cookie(cookie("slugbase.mfa_pending", &pending))
+        .header(Header::new("Content-Type", "application/json"))
+        .body(json!({ "code": code }).to_string())
+        .dispatch();
     assert_eq!(res.status(), Status::Ok);
 }

@@ -23,9 +23,19 @@ struct LoginBody {
 }
 
 #[post("/auth/login", data = "<body>")]
-async fn login(app: &State<App>, _s: SameSite, client: ClientInfo, jar: &CookieJar<'_>, body: JsonBody<LoginBody>) -> ApiResult<Json<Value>> {
+async fn login(
+    app: &State<App>,
+    _s: SameSite,
+    client: ClientInfo,
+    jar: &CookieJar<'_>,
+    body: JsonBody<LoginBody>,
+) -> ApiResult<Json<Value>> {
     let (a, b, ip) = (app.inner().clone(), body.0, client.ip_key());
-    match app.db.run(move |c| signin::login(&a, c, &b.email, &b.password, &ip)).await? {
+    match app
+        .db
+        .run(move |c| signin::login(&a, c, &b.email, &b.password, &ip))
+        .await?
+    {
         LoginOutcome::Session(user, s) => {
             session::set_cookies(app, jar, s);
             Ok(Json(json!(user)))
@@ -43,10 +53,26 @@ struct CodeBody {
 }
 
 #[post("/auth/mfa/verify", data = "<body>")]
-async fn verify(app: &State<App>, _s: SameSite, client: ClientInfo, jar: &CookieJar<'_>, body: JsonBody<CodeBody>) -> ApiResult<Json<User>> {
-    let invalid = || ApiError::new(Status::Unauthorized, "MFA_PENDING_INVALID", "The sign-in step expired. Please sign in again");
-    let token = jar.get(PENDING_COOKIE).map(|c| c.value().to_string()).ok_or_else(invalid)?;
-    let claims = jwt::verify(&app.keys.jwt, &token, jwt::MFA_PENDING, app.now()).ok_or_else(invalid)?;
+async fn verify(
+    app: &State<App>,
+    _s: SameSite,
+    client: ClientInfo,
+    jar: &CookieJar<'_>,
+    body: JsonBody<CodeBody>,
+) -> ApiResult<Json<User>> {
+    let invalid = || {
+        ApiError::new(
+            Status::Unauthorized,
+            "MFA_PENDING_INVALID",
+            "The sign-in step expired. Please sign in again",
+        )
+    };
+    let token = jar
+        .get(PENDING_COOKIE)
+        .map(|c| c.value().to_string())
+        .ok_or_else(invalid)?;
+    let claims =
+        jwt::verify(&app.keys.jwt, &token, jwt::MFA_PENDING, app.now()).ok_or_else(invalid)?;
     let (jti, sub) = match (claims.jti, claims.sub.parse::<i64>()) {
         (Some(j), Ok(s)) => (j, s),
         _ => return Err(invalid()),
@@ -105,11 +131,24 @@ struct SetupBody {
 }
 
 #[post("/auth/setup", data = "<body>")]
-async fn setup(app: &State<App>, _s: SameSite, jar: &CookieJar<'_>, body: JsonBody<SetupBody>) -> ApiResult<(Status, Json<User>)> {
+async fn setup(
+    app: &State<App>,
+    _s: SameSite,
+    jar: &CookieJar<'_>,
+    body: JsonBody<SetupBody>,
+) -> ApiResult<(Status, Json<User>)> {
     let (a, b) = (app.inner().clone(), body.0);
-    let req = Setup { token: b.token, email: b.email, name: b.name, password: b.password };
+    let req = Setup {
+        token: b.token,
+        email: b.email,
+        name: b.name,
+        password: b.password,
+    };
     let (user, s) = app.db.run(move |c| signin::setup(&a, c, req)).await?;
-    tracing::info!(user = user.id, "first admin account created through setup; setup is now closed");
+    tracing::info!(
+        user = user.id,
+        "first admin account created through setup; setup is now closed"
+    );
     session::set_cookies(app, jar, s);
     Ok((Status::Created, Json(user)))
 }

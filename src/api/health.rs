@@ -11,7 +11,10 @@ use crate::state::App;
 #[get("/health")]
 async fn health(app: &State<App>) -> ApiResult<Json<Value>> {
     app.db
-        .run(|c| Ok(c.prepare_cached("SELECT 1")?.query_row([], |r| r.get::<_, i64>(0))?))
+        .run(|c| {
+            Ok(c.prepare_cached("SELECT 1")?
+                .query_row([], |r| r.get::<_, i64>(0))?)
+        })
         .await?;
     Ok(Json(json!({ "status": "ok" })))
 }

@@ -19,7 +19,9 @@ use crate::state::App;
 #[post("/auth/mfa/enroll/begin")]
 async fn begin(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResult<Json<Begin>> {
     let (a, id, au) = (app.inner().clone(), user.user.id, audit(&client));
-    Ok(Json(app.db.run(move |c| service::begin(&a, c, id, &au)).await?))
+    Ok(Json(
+        app.db.run(move |c| service::begin(&a, c, id, &au)).await?,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -28,9 +30,22 @@ struct CodeBody {
 }
 
 #[post("/auth/mfa/enroll/confirm", data = "<body>")]
-async fn confirm(app: &State<App>, user: AuthUser, client: ClientInfo, body: JsonBody<CodeBody>) -> ApiResult<Json<Value>> {
-    let (a, id, au, code) = (app.inner().clone(), user.user.id, audit(&client), body.0.code);
-    let codes = app.db.run(move |c| service::confirm(&a, c, id, &code, &au)).await?;
+async fn confirm(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    body: JsonBody<CodeBody>,
+) -> ApiResult<Json<Value>> {
+    let (a, id, au, code) = (
+        app.inner().clone(),
+        user.user.id,
+        audit(&client),
+        body.0.code,
+    );
+    let codes = app
+        .db
+        .run(move |c| service::confirm(&a, c, id, &code, &au))
+        .await?;
     Ok(Json(json!({ "backup_codes": codes })))
 }
 
@@ -48,16 +63,31 @@ struct StepUpBody {
 }
 
 #[post("/auth/mfa/disable", data = "<body>")]
-async fn disable(app: &State<App>, user: AuthUser, client: ClientInfo, body: JsonBody<StepUpBody>) -> ApiResult<Json<Value>> {
+async fn disable(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    body: JsonBody<StepUpBody>,
+) -> ApiResult<Json<Value>> {
     let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
-    app.db.run(move |c| service::disable(&a, c, id, &b.code, b.password.as_deref(), &au)).await?;
+    app.db
+        .run(move |c| service::disable(&a, c, id, &b.code, b.password.as_deref(), &au))
+        .await?;
     Ok(Json(json!({ "ok": true })))
 }
 
 #[post("/auth/mfa/backup/regenerate", data = "<body>")]
-async fn regenerate(app: &State<App>, user: AuthUser, client: ClientInfo, body: JsonBody<StepUpBody>) -> ApiResult<Json<Value>> {
+async fn regenerate(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    body: JsonBody<StepUpBody>,
+) -> ApiResult<Json<Value>> {
     let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
-    let codes = app.db.run(move |c| service::regenerate(&a, c, id, &b.code, b.password.as_deref(), &au)).await?;
+    let codes = app
+        .db
+        .run(move |c| service::regenerate(&a, c, id, &b.code, b.password.as_deref(), &au))
+        .await?;
     Ok(Json(json!({ "backup_codes": codes })))
 }
 
@@ -83,7 +113,10 @@ struct QrBody {
 fn qr(_user: AuthUser, body: JsonBody<QrBody>) -> ApiResult<(ContentType, String)> {
     let url = body.0.otpauth_url;
     if !url.starts_with("otpauth://totp/") || url.len() > 1024 {
-        return Err(ApiError::validation("otpauth_url", "Expected an otpauth://totp/ URL"));
+        return Err(ApiError::validation(
+            "otpauth_url",
+            "Expected an otpauth://totp/ URL",
+        ));
     }
     let code = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
         .map_err(|_| ApiError::validation("otpauth_url", "Too long for a QR code"))?;
@@ -99,4 +132,3 @@ fn qr(_user: AuthUser, body: JsonBody<QrBody>) -> ApiResult<(ContentType, String
 pub fn routes() -> Vec<Route> {
     routes![begin, confirm, cancel, disable, regenerate, status, events, qr]
 }
-

@@ -21,5 +21,8 @@ pub fn routes() -> Vec<Route> {
 
 /// The audit facts of a request.
 pub fn audit(c: &ClientInfo) -> Audit {
-    Audit { ip: c.ip_text(), user_agent: c.user_agent.clone() }
+    Audit {
+        ip: c.ip_text(),
+        user_agent: c.user_agent.clone(),
+    }
 }

@@ -30,17 +30,27 @@ pub fn token_name(raw: &str) -> ApiResult<String> {
     if (1..=100).contains(&name.chars().count()) {
         Ok(name.to_string())
     } else {
-        Err(ApiError::validation("name", "Token name must be 1 to 100 characters"))
+        Err(ApiError::validation(
+            "name",
+            "Token name must be 1 to 100 characters",
+        ))
     }
 }
 
 #[post("/tokens", data = "<body>")]
-async fn create(app: &State<App>, user: AuthUser, body: JsonBody<NewToken>) -> ApiResult<(Status, Json<Value>)> {
+async fn create(
+    app: &State<App>,
+    user: AuthUser,
+    body: JsonBody<NewToken>,
+) -> ApiResult<(Status, Json<Value>)> {
     let name = token_name(&body.0.name)?;
     let token = new_token();
     let hash = api_token_hash(app, &token);
     let (now, uid, n) = (app.now(), user.user.id, name.clone());
-    let id = app.db.run(move |c| tokens::create(c, uid, &n, &hash, now)).await?;
+    let id = app
+        .db
+        .run(move |c| tokens::create(c, uid, &n, &hash, now))
+        .await?;
     let body = json!({ "token": token, "id": id, "name": name, "created_at": rfc3339(now) });
     Ok((Status::Created, Json(body)))
 }

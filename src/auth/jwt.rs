@@ -30,8 +30,12 @@ pub const MFA_PENDING: &str = "mfa_pending";
 
 /// Signs claims with HS256.
 pub fn sign(key: &[u8; 32], claims: &Claims) -> Result<String, String> {
-    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(key))
-        .map_err(|e| format!("cannot sign JWT: {e}"))
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(key),
+    )
+    .map_err(|e| format!("cannot sign JWT: {e}"))
 }
 
 /// Verifies an HS256 token of the wanted `typ` that has not expired at `now`. Only HS256 is
@@ -41,7 +45,9 @@ pub fn verify(key: &[u8; 32], token: &str, typ: &str, now: i64) -> Option<Claims
     // Expiry is checked below against the injected clock, not the library's system clock.
     v.validate_exp = false;
     v.required_spec_claims.clear();
-    let claims = decode::<Claims>(token, &DecodingKey::from_secret(key), &v).ok()?.claims;
+    let claims = decode::<Claims>(token, &DecodingKey::from_secret(key), &v)
+        .ok()?
+        .claims;
     (claims.typ == typ && claims.exp > now).then_some(claims)
 }
 
@@ -50,7 +56,14 @@ mod tests {
     use super::*;
 
     fn claims(typ: &str, exp: i64) -> Claims {
-        Claims { sub: "1".into(), sid: Some(2), jti: None, iat: 100, exp, typ: typ.into() }
+        Claims {
+            sub: "1".into(),
+            sid: Some(2),
+            jti: None,
+            iat: 100,
+            exp,
+            typ: typ.into(),
+        }
     }
 
     #[test]

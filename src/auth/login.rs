@@ -23,10 +23,21 @@ pub enum LoginOutcome {
 }
 
 fn invalid() -> ApiError {
-    ApiError::new(Status::Unauthorized, "INVALID_CREDENTIALS", "The email or password is not correct")
+    ApiError::new(
+        Status::Unauthorized,
+        "INVALID_CREDENTIALS",
+        "The email or password is not correct",
+    )
 }
 
-fn check_limit(app: &App, conn: &Connection, scope: &str, subject: &str, limit: u32, now: i64) -> ApiResult<()> {
+fn check_limit(
+    app: &App,
+    conn: &Connection,
+    scope: &str,
+    subject: &str,
+    limit: u32,
+    now: i64,
+) -> ApiResult<()> {
     let window = app.config.failure_window_secs;
     let (n, oldest) = repo::failures_since(conn, scope, subject, now - window)?;
     if n >= limit {
@@ -38,11 +49,24 @@ fn check_limit(app: &App, conn: &Connection, scope: &str, subject: &str, limit: 
 
 /// Checks a password. Unknown emails and password-less (OIDC-only) accounts are verified
 /// against a dummy hash, so every failure costs the same argon2 time and says the same thing.
-pub fn login(app: &App, conn: &mut Connection, email: &str, pw: &str, ip: &str) -> ApiResult<LoginOutcome> {
+pub fn login(
+    app: &App,
+    conn: &mut Connection,
+    email: &str,
+    pw: &str,
+    ip: &str,
+) -> ApiResult<LoginOutcome> {
     let now = app.now();
     let email = email.trim().to_lowercase();
     let c = &app.config;
-    check_limit(app, conn, "login_email", &email, c.login_failures_per_account, now)?;
+    check_limit(
+        app,
+        conn,
+        "login_email",
+        &email,
+        c.login_failures_per_account,
+        now,
+    )?;
     check_limit(app, conn, "login_ip", ip, c.login_failures_per_ip, now)?;
     let rec = users::record_by_email(conn, &email)?;
     let hash = rec.as_ref().and_then(|r| r.password_hash.clone());
@@ -86,7 +110,13 @@ pub struct Setup {
 /// Creates the first (admin) account with the setup token; closed for good once any
 /// account exists.
 pub fn setup(app: &App, conn: &mut Connection, req: Setup) -> ApiResult<(User, NewSession)> {
-    let closed = || ApiError::new(Status::Forbidden, "SETUP_CLOSED", "Setup is closed: an account already exists");
+    let closed = || {
+        ApiError::new(
+            Status::Forbidden,
+            "SETUP_CLOSED",
+            "Setup is closed: an account already exists",
+        )
+    };
     if users::any_exist(conn)? {
         return Err(closed());
     }
@@ -96,7 +126,11 @@ pub fn setup(app: &App, conn: &mut Connection, req: Setup) -> ApiResult<(User, N
         _ => false,
     };
     if !good {
-        return Err(ApiError::new(Status::Forbidden, "SETUP_TOKEN_INVALID", "The setup link is missing or not valid"));
+        return Err(ApiError::new(
+            Status::Forbidden,
+            "SETUP_TOKEN_INVALID",
+            "The setup link is missing or not valid",
+        ));
     }
     let email = users::normalize_email(&req.email)?;
     let name = users::normalize_name(&req.name)?;

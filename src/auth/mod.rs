@@ -72,19 +72,31 @@ pub fn session_hash(app: &App, sid: &str) -> Vec<u8> {
 
 async fn by_api_token(app: &App, token: &str) -> Result<AuthUser, ApiError> {
     // sb_ + 43 base64url characters; anything else cannot exist, so skip the lookup.
-    if token.len() != 46 || !token[3..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if token.len() != 46
+        || !token[3..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(ApiError::unauthorized());
     }
     let hash = api_token_hash(app, token);
     let now = app.now();
-    let user = app.db.run(move |c| tokens::authenticate(c, &hash, now)).await?;
-    user.map(|user| AuthUser { user, via: Via::ApiToken, session_id: None })
-        .ok_or_else(ApiError::unauthorized)
+    let user = app
+        .db
+        .run(move |c| tokens::authenticate(c, &hash, now))
+        .await?;
+    user.map(|user| AuthUser {
+        user,
+        via: Via::ApiToken,
+        session_id: None,
+    })
+    .ok_or_else(ApiError::unauthorized)
 }
 
 async fn by_jwt(app: &App, token: &str, via: Via) -> Result<AuthUser, ApiError> {
     let now = app.now();
-    let claims = jwt::verify(&app.keys.jwt, token, jwt::ACCESS, now).ok_or_else(ApiError::unauthorized)?;
+    let claims =
+        jwt::verify(&app.keys.jwt, token, jwt::ACCESS, now).ok_or_else(ApiError::unauthorized)?;
     let (sid, sub) = match (claims.sid, claims.sub.parse::<i64>()) {
         (Some(sid), Ok(sub)) => (sid, sub),
         _ => return Err(ApiError::unauthorized()),
@@ -100,7 +112,11 @@ async fn by_jwt(app: &App, token: &str, via: Via) -> Result<AuthUser, ApiError> 
         })
         .await?;
     match s {
-        Some(s) if s.user.id == sub => Ok(AuthUser { user: s.user, via, session_id: Some(sid) }),
+        Some(s) if s.user.id == sub => Ok(AuthUser {
+            user: s.user,
+            via,
+            session_id: Some(sid),
+        }),
         _ => Err(ApiError::unauthorized()),
     }
 }
@@ -121,14 +137,21 @@ async fn by_sid(app: &App, sid: &str) -> Result<AuthUser, ApiError> {
             Ok(s)
         })
         .await?;
-    s.map(|s| AuthUser { user: s.user, via: Via::SessionCookie, session_id: Some(s.session_id) })
-        .ok_or_else(ApiError::unauthorized)
+    s.map(|s| AuthUser {
+        user: s.user,
+        via: Via::SessionCookie,
+        session_id: Some(s.session_id),
+    })
+    .ok_or_else(ApiError::unauthorized)
 }
 
 /// Resolves the caller: `Authorization` (sb_ token, then access JWT) decides alone when
 /// present; otherwise the `token` cookie, then the `slugbase.sid` cookie.
 async fn resolve(req: &Request<'_>) -> Result<AuthUser, ApiError> {
-    let app = req.rocket().state::<App>().ok_or_else(|| ApiError::internal("no app state"))?;
+    let app = req
+        .rocket()
+        .state::<App>()
+        .ok_or_else(|| ApiError::internal("no app state"))?;
     let auth = if let Some(h) = req.headers().get_one("Authorization") {
         let token = h
             .split_once(' ')
@@ -175,7 +198,12 @@ impl<'r> FromRequest<'r> for AuthUser {
         match authenticate(req).await {
             Ok(user) => {
                 crate::fairings::request_log::note_user(req, user.user.id);
-                let pre = req.local_cache(PreRejection::default).0.lock().ok().and_then(|mut p| p.take());
+                let pre = req
+                    .local_cache(PreRejection::default)
+                    .0
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.take());
                 match pre {
                     Some(e) => Outcome::Error((stash(req, e), ())),
                     None => Outcome::Success(user.clone()),
@@ -196,7 +224,11 @@ impl<'r> FromRequest<'r> for SameSite {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
         if request::is_cross_site(req) {
-            let e = ApiError::new(Status::Forbidden, "CSRF_REJECTED", "Cross-site request rejected");
+            let e = ApiError::new(
+                Status::Forbidden,
+                "CSRF_REJECTED",
+                "Cross-site request rejected",
+            );
             Outcome::Error((stash(req, e), ()))
         } else {
             Outcome::Success(SameSite)

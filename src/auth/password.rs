@@ -22,10 +22,16 @@ fn argon2() -> Argon2<'static> {
 pub fn validate(password: &str, field: &str) -> Result<(), ApiError> {
     let n = password.chars().count();
     if n < MIN_LEN {
-        return Err(ApiError::validation(field, format!("Password must be at least {MIN_LEN} characters")));
+        return Err(ApiError::validation(
+            field,
+            format!("Password must be at least {MIN_LEN} characters"),
+        ));
     }
     if password.len() > MAX_LEN {
-        return Err(ApiError::validation(field, format!("Password must be at most {MAX_LEN} bytes")));
+        return Err(ApiError::validation(
+            field,
+            format!("Password must be at most {MAX_LEN} bytes"),
+        ));
     }
     Ok(())
 }
@@ -45,7 +51,9 @@ pub fn verify(password: &str, phc: &str) -> bool {
         return false;
     }
     match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }

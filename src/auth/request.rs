@@ -85,17 +85,24 @@ impl<'r> FromRequest<'r> for ClientInfo {
 /// Whether an unsafe request comes from another site: `Sec-Fetch-Site: cross-site`, or an
 /// `Origin` whose host is not the one the request was sent to.
 pub fn is_cross_site(req: &Request<'_>) -> bool {
-    if !matches!(req.method(), Method::Post | Method::Put | Method::Patch | Method::Delete) {
+    if !matches!(
+        req.method(),
+        Method::Post | Method::Put | Method::Patch | Method::Delete
+    ) {
         return false;
     }
     let h = req.headers();
-    if h.get_one("Sec-Fetch-Site").is_some_and(|v| v.eq_ignore_ascii_case("cross-site")) {
+    if h.get_one("Sec-Fetch-Site")
+        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"))
+    {
         return true;
     }
     match h.get_one("Origin") {
         None => false,
         Some(origin) => {
-            let authority = origin.split_once("://").map(|(_, a)| a.trim_end_matches('/'));
+            let authority = origin
+                .split_once("://")
+                .map(|(_, a)| a.trim_end_matches('/'));
             match (authority, h.get_one("Host")) {
                 (Some(a), Some(host)) => !a.eq_ignore_ascii_case(host),
                 _ => true,
@@ -115,8 +122,14 @@ mod tests {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
         let mut req = client.get("/");
         req.set_remote("10.0.0.1:5000".parse().unwrap());
-        req.add_header(rocket::http::Header::new("X-Forwarded-For", "203.0.113.9, 10.0.0.1"));
-        assert_eq!(client_ip(req.inner(), &[proxy]), Some("203.0.113.9".parse().unwrap()));
+        req.add_header(rocket::http::Header::new(
+            "X-Forwarded-For",
+            "203.0.113.9, 10.0.0.1",
+        ));
+        assert_eq!(
+            client_ip(req.inner(), &[proxy]),
+            Some("203.0.113.9".parse().unwrap())
+        );
         assert_eq!(client_ip(req.inner(), &[]), Some(proxy));
     }
 
@@ -124,7 +137,9 @@ mod tests {
     fn cross_site_rules() {
         let client = Client::debug_with(vec![]).unwrap();
         let req = |origin: Option<&str>, site: Option<&str>| {
-            let mut r = client.post("/").header(rocket::http::Header::new("Host", "127.0.0.1:8000"));
+            let mut r = client
+                .post("/")
+                .header(rocket::http::Header::new("Host", "127.0.0.1:8000"));
             if let Some(o) = origin {
                 r.add_header(rocket::http::Header::new("Origin", o.to_string()));
             }

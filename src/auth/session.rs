@@ -30,7 +30,12 @@ pub struct NewSession {
 
 /// Creates a session row for `user_id` (inside the caller's connection or transaction) and
 /// signs its access JWT.
-pub fn create(app: &App, conn: &rusqlite::Connection, user_id: i64, now: i64) -> Result<NewSession, ApiError> {
+pub fn create(
+    app: &App,
+    conn: &rusqlite::Connection,
+    user_id: i64,
+    now: i64,
+) -> Result<NewSession, ApiError> {
     let sid = random_token(32);
     let ttl = app.config.session_ttl_secs.max(60);
     let expires = now + ttl;

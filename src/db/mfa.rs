@@ -56,9 +56,14 @@ pub fn accept_step(conn: &Connection, user_id: i64, step: i64) -> Result<bool, A
 }
 
 /// Replaces all backup codes of a user with these hashes.
-pub fn replace_backup_codes(conn: &Connection, user_id: i64, hashes: &[Vec<u8>]) -> Result<(), ApiError> {
+pub fn replace_backup_codes(
+    conn: &Connection,
+    user_id: i64,
+    hashes: &[Vec<u8>],
+) -> Result<(), ApiError> {
     conn.execute("DELETE FROM backup_codes WHERE user_id = ?1", [user_id])?;
-    let mut stmt = conn.prepare_cached("INSERT INTO backup_codes (user_id, code_hash) VALUES (?1, ?2)")?;
+    let mut stmt =
+        conn.prepare_cached("INSERT INTO backup_codes (user_id, code_hash) VALUES (?1, ?2)")?;
     for h in hashes {
         stmt.execute(params![user_id, h])?;
     }
@@ -66,7 +71,12 @@ pub fn replace_backup_codes(conn: &Connection, user_id: i64, hashes: &[Vec<u8>])
 }
 
 /// Spends a backup code: true for exactly one caller, however many race for it.
-pub fn spend_backup_code(conn: &Connection, user_id: i64, hash: &[u8], now: i64) -> Result<bool, ApiError> {
+pub fn spend_backup_code(
+    conn: &Connection,
+    user_id: i64,
+    hash: &[u8],
+    now: i64,
+) -> Result<bool, ApiError> {
     Ok(conn
         .prepare_cached(
             "UPDATE backup_codes SET used_at = ?1 WHERE user_id = ?2 AND code_hash = ?3 AND used_at IS NULL",
@@ -83,7 +93,12 @@ pub fn backup_codes_remaining(conn: &Connection, user_id: i64) -> Result<i64, Ap
 }
 
 /// Failures of `scope`/`subject` within the window: how many, and the oldest's time.
-pub fn failures_since(conn: &Connection, scope: &str, subject: &str, since: i64) -> Result<(u32, Option<i64>), ApiError> {
+pub fn failures_since(
+    conn: &Connection,
+    scope: &str,
+    subject: &str,
+    since: i64,
+) -> Result<(u32, Option<i64>), ApiError> {
     Ok(conn
         .prepare_cached(
             "SELECT COUNT(*), MIN(at) FROM auth_failures WHERE scope = ?1 AND subject = ?2 AND at > ?3",
@@ -92,7 +107,12 @@ pub fn failures_since(conn: &Connection, scope: &str, subject: &str, since: i64)
 }
 
 /// Records one failure.
-pub fn record_failure(conn: &Connection, scope: &str, subject: &str, now: i64) -> Result<(), ApiError> {
+pub fn record_failure(
+    conn: &Connection,
+    scope: &str,
+    subject: &str,
+    now: i64,
+) -> Result<(), ApiError> {
     conn.prepare_cached("INSERT INTO auth_failures (scope, subject, at) VALUES (?1, ?2, ?3)")?
         .execute(params![scope, subject, now])?;
     Ok(())
@@ -119,16 +139,25 @@ pub struct Challenge {
 }
 
 /// Opens a challenge.
-pub fn create_challenge(conn: &Connection, jti: &str, user_id: i64, expires_at: i64) -> Result<(), ApiError> {
-    conn.prepare_cached("INSERT INTO mfa_challenges (jti, user_id, expires_at) VALUES (?1, ?2, ?3)")?
-        .execute(params![jti, user_id, expires_at])?;
+pub fn create_challenge(
+    conn: &Connection,
+    jti: &str,
+    user_id: i64,
+    expires_at: i64,
+) -> Result<(), ApiError> {
+    conn.prepare_cached(
+        "INSERT INTO mfa_challenges (jti, user_id, expires_at) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![jti, user_id, expires_at])?;
     Ok(())
 }
 
 /// Looks a challenge up.
 pub fn challenge(conn: &Connection, jti: &str) -> Result<Option<Challenge>, ApiError> {
     Ok(conn
-        .prepare_cached("SELECT user_id, expires_at, failures, used FROM mfa_challenges WHERE jti = ?1")?
+        .prepare_cached(
+            "SELECT user_id, expires_at, failures, used FROM mfa_challenges WHERE jti = ?1",
+        )?
         .query_row([jti], |r| {
             Ok(Challenge {
                 user_id: r.get(0)?,
@@ -160,7 +189,10 @@ pub fn spend_challenge(conn: &Connection, jti: &str, max_failures: i64) -> Resul
 /// Drops expired challenges and failures older than `failures_before`.
 pub fn purge(conn: &Connection, now: i64, failures_before: i64) -> Result<(), ApiError> {
     conn.execute("DELETE FROM mfa_challenges WHERE expires_at <= ?1", [now])?;
-    conn.execute("DELETE FROM auth_failures WHERE at <= ?1", [failures_before])?;
+    conn.execute(
+        "DELETE FROM auth_failures WHERE at <= ?1",
+        [failures_before],
+    )?;
     Ok(())
 }
 

@@ -34,7 +34,12 @@ pub fn create(
     Ok(conn.last_insert_rowid())
 }
 
-fn find(conn: &Connection, column: &str, key: &dyn rusqlite::ToSql, now: i64) -> Result<Option<SessionUser>, ApiError> {
+fn find(
+    conn: &Connection,
+    column: &str,
+    key: &dyn rusqlite::ToSql,
+    now: i64,
+) -> Result<Option<SessionUser>, ApiError> {
     let sql = format!(
         "SELECT s.id, s.expires_at, s.last_seen_at, {USER_COLS} FROM sessions s \
          JOIN users u ON u.id = s.user_id WHERE s.{column} = ?1 AND s.expires_at > ?2"
@@ -53,7 +58,11 @@ fn find(conn: &Connection, column: &str, key: &dyn rusqlite::ToSql, now: i64) ->
 }
 
 /// A live session by the hash of its cookie value.
-pub fn by_hash(conn: &Connection, id_hash: &[u8], now: i64) -> Result<Option<SessionUser>, ApiError> {
+pub fn by_hash(
+    conn: &Connection,
+    id_hash: &[u8],
+    now: i64,
+) -> Result<Option<SessionUser>, ApiError> {
     find(conn, "id_hash", &id_hash, now)
 }
 
@@ -86,4 +95,3 @@ pub fn revoke_all(conn: &Connection, user_id: i64) -> Result<usize, ApiError> {
 pub fn purge_expired(conn: &Connection, now: i64) -> Result<usize, ApiError> {
     Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?)
 }
-

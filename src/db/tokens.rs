@@ -21,7 +21,13 @@ pub struct TokenInfo {
 }
 
 /// Inserts a token hash and returns the row id.
-pub fn create(conn: &Connection, user_id: i64, name: &str, hash: &[u8], now: i64) -> Result<i64, ApiError> {
+pub fn create(
+    conn: &Connection,
+    user_id: i64,
+    name: &str,
+    hash: &[u8],
+    now: i64,
+) -> Result<i64, ApiError> {
     conn.execute(
         "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
         params![user_id, name, hash, now],

@@ -63,7 +63,10 @@ pub fn normalize_name(raw: &str) -> Result<String, ApiError> {
     if (1..=100).contains(&n) {
         Ok(name.to_string())
     } else {
-        Err(ApiError::validation("name", "Name must be 1 to 100 characters"))
+        Err(ApiError::validation(
+            "name",
+            "Name must be 1 to 100 characters",
+        ))
     }
 }
 
@@ -183,7 +186,10 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(normalize_email("  Ann@Example.COM ").unwrap(), "ann@example.com");
+        assert_eq!(
+            normalize_email("  Ann@Example.COM ").unwrap(),
+            "ann@example.com"
+        );
         for bad in ["", "ann", "@x", "ann@", "a b@x", "a@b@c"] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }

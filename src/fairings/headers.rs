@@ -14,7 +14,10 @@ pub struct SecurityHeaders;
 #[rocket::async_trait]
 impl Fairing for SecurityHeaders {
     fn info(&self) -> Info {
-        Info { name: "security headers", kind: Kind::Response }
+        Info {
+            name: "security headers",
+            kind: Kind::Response,
+        }
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {

@@ -61,7 +61,10 @@ pub const BEGIN_PATH: &str = "/api/auth/mfa/enroll/begin";
 #[rocket::async_trait]
 impl Fairing for BeginRateLimit {
     fn info(&self) -> Info {
-        Info { name: "enrollment rate limit", kind: Kind::Request }
+        Info {
+            name: "enrollment rate limit",
+            kind: Kind::Request,
+        }
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
@@ -69,8 +72,12 @@ impl Fairing for BeginRateLimit {
             return;
         }
         let req: &Request<'_> = req;
-        let Some(app) = req.rocket().state::<App>() else { return };
-        let Ok(auth) = authenticate(req).await else { return };
+        let Some(app) = req.rocket().state::<App>() else {
+            return;
+        };
+        let Ok(auth) = authenticate(req).await else {
+            return;
+        };
         let info = client_info(req);
         let c = &app.config;
         let keys = [
@@ -86,7 +93,14 @@ impl Fairing for BeginRateLimit {
             let _ = app
                 .db
                 .run(move |conn| {
-                    repo::record_event(conn, user_id, "rate_limited", now, info.ip_text().as_deref(), info.user_agent.as_deref())
+                    repo::record_event(
+                        conn,
+                        user_id,
+                        "rate_limited",
+                        now,
+                        info.ip_text().as_deref(),
+                        info.user_agent.as_deref(),
+                    )
                 })
                 .await;
         }
@@ -106,7 +120,10 @@ mod tests {
         }
         // Full: the oldest (t=1000) frees at 1100.
         assert_eq!(l.hit(&k("a", 3), 100, 1050), Err(50));
-        assert!(l.hit(&k("b", 3), 100, 1050).is_ok(), "other keys unaffected");
+        assert!(
+            l.hit(&k("b", 3), 100, 1050).is_ok(),
+            "other keys unaffected"
+        );
         assert!(l.hit(&k("a", 3), 100, 1100).is_ok(), "window rolled");
     }
 

@@ -20,13 +20,18 @@ pub struct LoggedUser(pub AtomicI64);
 
 /// Notes the user id of a request for its log line.
 pub fn note_user(req: &Request<'_>, id: i64) {
-    req.local_cache(LoggedUser::default).0.store(id, Ordering::Relaxed);
+    req.local_cache(LoggedUser::default)
+        .0
+        .store(id, Ordering::Relaxed);
 }
 
 #[rocket::async_trait]
 impl Fairing for RequestLog {
     fn info(&self) -> Info {
-        Info { name: "request log", kind: Kind::Request | Kind::Response }
+        Info {
+            name: "request log",
+            kind: Kind::Request | Kind::Response,
+        }
     }
 
     async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
@@ -35,7 +40,10 @@ impl Fairing for RequestLog {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let started = req.local_cache(|| Started(Instant::now())).0;
-        let user = req.local_cache(LoggedUser::default).0.load(Ordering::Relaxed);
+        let user = req
+            .local_cache(LoggedUser::default)
+            .0
+            .load(Ordering::Relaxed);
         let ip = client_info(req).ip_key();
         tracing::info!(
             target: "slugbase::request",

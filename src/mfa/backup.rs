@@ -44,7 +44,8 @@ pub fn generate(key: &[u8; 32], user_id: i64) -> (Vec<String>, Vec<Vec<u8>>) {
     while shown.len() < COUNT {
         let mut bytes = [0u8; 10];
         rng.fill_bytes(&mut bytes);
-        let plain = base32::encode(base32::Alphabet::Rfc4648 { padding: false }, &bytes).to_lowercase();
+        let plain =
+            base32::encode(base32::Alphabet::Rfc4648 { padding: false }, &bytes).to_lowercase();
         let h = hash(key, user_id, &plain);
         if hashes.contains(&h) {
             continue;
@@ -79,7 +80,9 @@ mod tests {
         assert_eq!(codes.len(), COUNT);
         for (c, h) in codes.iter().zip(&hashes) {
             assert_eq!(c.len(), 19, "{c}");
-            let CodeInput::Backup(n) = classify(&c.to_uppercase()) else { panic!("{c}") };
+            let CodeInput::Backup(n) = classify(&c.to_uppercase()) else {
+                panic!("{c}")
+            };
             assert_eq!(&hash(&key, 3, &n), h);
             assert_ne!(&hash(&key, 4, &n), h);
         }
@@ -89,7 +92,10 @@ mod tests {
     fn classify_inputs() {
         assert_eq!(classify("123 456"), CodeInput::Totp("123456".into()));
         assert_eq!(classify("123-456"), CodeInput::Totp("123456".into()));
-        assert_eq!(classify("ABCD EFGH-2345 6777"), CodeInput::Backup("abcdefgh23456777".into()));
+        assert_eq!(
+            classify("ABCD EFGH-2345 6777"),
+            CodeInput::Backup("abcdefgh23456777".into())
+        );
         assert_eq!(classify("12345"), CodeInput::Malformed);
         assert_eq!(classify("abcdefgh23456781"), CodeInput::Malformed);
         assert_eq!(classify(""), CodeInput::Malformed);

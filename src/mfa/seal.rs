@@ -22,7 +22,13 @@ pub fn seal(key: &[u8; 32], user_id: i64, secret: &[u8]) -> Result<Vec<u8>, Stri
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     let ct = cipher
-        .encrypt(Nonce::from_slice(&nonce), Payload { msg: secret, aad: &aad(user_id) })
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: secret,
+                aad: &aad(user_id),
+            },
+        )
         .map_err(|_| "sealing failed".to_string())?;
     let mut out = Vec::with_capacity(1 + NONCE_LEN + ct.len());
     out.push(VERSION);
@@ -38,7 +44,13 @@ pub fn unseal(key: &[u8; 32], user_id: i64, sealed: &[u8]) -> Result<Vec<u8>, St
         Some((&VERSION, rest)) if rest.len() > NONCE_LEN => {
             let (nonce, ct) = rest.split_at(NONCE_LEN);
             Aes256Gcm::new(key.into())
-                .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad: &aad(user_id) })
+                .decrypt(
+                    Nonce::from_slice(nonce),
+                    Payload {
+                        msg: ct,
+                        aad: &aad(user_id),
+                    },
+                )
                 .map_err(|_| format!("cannot unseal the TOTP secret of user {user_id}"))
         }
         _ => Err(format!("unknown sealed-secret format for user {user_id}")),

@@ -26,7 +26,14 @@ pub struct Audit {
 
 /// Writes one audit event.
 pub fn event(conn: &Connection, user_id: i64, name: &str, now: i64, a: &Audit) -> ApiResult<()> {
-    repo::record_event(conn, user_id, name, now, a.ip.as_deref(), a.user_agent.as_deref())
+    repo::record_event(
+        conn,
+        user_id,
+        name,
+        now,
+        a.ip.as_deref(),
+        a.user_agent.as_deref(),
+    )
 }
 
 /// The begin response.
@@ -53,7 +60,11 @@ pub struct MfaStatus {
 
 /// 409 `MFA_ALREADY_ENABLED`.
 pub fn already_enabled() -> ApiError {
-    ApiError::new(Status::Conflict, "MFA_ALREADY_ENABLED", "MFA is already enabled for this account")
+    ApiError::new(
+        Status::Conflict,
+        "MFA_ALREADY_ENABLED",
+        "MFA is already enabled for this account",
+    )
 }
 
 fn invalid_code(status: Status) -> ApiError {
@@ -83,12 +94,22 @@ fn failed(tx: &Connection, user_id: i64, name: &str, now: i64, a: &Audit) -> Api
 }
 
 fn unsealed(app: &App, rec: &UserRecord) -> ApiResult<Vec<u8>> {
-    let sealed = rec.mfa_secret.as_deref().ok_or_else(|| ApiError::internal("MFA secret missing"))?;
+    let sealed = rec
+        .mfa_secret
+        .as_deref()
+        .ok_or_else(|| ApiError::internal("MFA secret missing"))?;
     seal::unseal(&app.keys.seal, rec.user.id, sealed).map_err(ApiError::internal)
 }
 
 /// Checks a TOTP against the user's secret and spends its step. None: wrong or replayed.
-fn spend_totp(app: &App, tx: &Connection, rec: &UserRecord, code: &str, now: i64, a: &Audit) -> ApiResult<bool> {
+fn spend_totp(
+    app: &App,
+    tx: &Connection,
+    rec: &UserRecord,
+    code: &str,
+    now: i64,
+    a: &Audit,
+) -> ApiResult<bool> {
     let secret = unsealed(app, rec)?;
     match totp::verify(&secret, code, now, rec.mfa_last_step) {
         totp::Check::Accepted(step) if repo::accept_step(tx, rec.user.id, step)? => Ok(true),
@@ -101,7 +122,14 @@ fn spend_totp(app: &App, tx: &Connection, rec: &UserRecord, code: &str, now: i64
 }
 
 /// Checks a TOTP or an unused backup code (consuming it). False: wrong, used or replayed.
-fn spend_code(app: &App, tx: &Connection, rec: &UserRecord, code: &str, now: i64, a: &Audit) -> ApiResult<bool> {
+fn spend_code(
+    app: &App,
+    tx: &Connection,
+    rec: &UserRecord,
+    code: &str,
+    now: i64,
+    a: &Audit,
+) -> ApiResult<bool> {
     match backup::classify(code) {
         CodeInput::Totp(c) => spend_totp(app, tx, rec, &c, now, a),
         CodeInput::Backup(c) => {
@@ -139,7 +167,13 @@ pub fn begin(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiRe
 }
 
 /// Confirms enrollment with a TOTP from the pending secret; returns the backup codes.
-pub fn confirm(app: &App, conn: &mut Connection, user_id: i64, code: &str, a: &Audit) -> ApiResult<Vec<String>> {
+pub fn confirm(
+    app: &App,
+    conn: &mut Connection,
+    user_id: i64,
+    code: &str,
+    a: &Audit,
+) -> ApiResult<Vec<String>> {
     let now = app.now();
     in_tx(conn, |tx| {
         let rec = record(tx, user_id)?;
@@ -147,7 +181,11 @@ pub fn confirm(app: &App, conn: &mut Connection, user_id: i64, code: &str, a: &A
             return Err(already_enabled());
         }
         let Some(sealed) = rec.mfa_secret.clone() else {
-            return Err(ApiError::new(Status::BadRequest, "MFA_NO_PENDING", "No MFA enrollment is pending"));
+            return Err(ApiError::new(
+                Status::BadRequest,
+                "MFA_NO_PENDING",
+                "No MFA enrollment is pending",
+            ));
         };
         lockout(app, tx, user_id, now, a)?;
         let ok = match backup::classify(code) {
@@ -184,21 +222,41 @@ pub fn cancel(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiR
 
 /// The checks disable and regenerate share: MFA on, the password (for accounts that have
 /// one) and a code. Runs in the caller's transaction.
-fn step_up(app: &App, tx: &Transaction<'_>, user_id: i64, code: &str, pw: Option<&str>, fail_event: &str, a: &Audit) -> ApiResult<()> {
+fn step_up(
+    app: &App,
+    tx: &Transaction<'_>,
+    user_id: i64,
+    code: &str,
+    pw: Option<&str>,
+    fail_event: &str,
+    a: &Audit,
+) -> ApiResult<()> {
     let now = app.now();
     let rec = record(tx, user_id)?;
     if !rec.user.mfa_enabled {
-        return Err(ApiError::new(Status::BadRequest, "MFA_NOT_ENABLED", "MFA is not enabled for this account"));
+        return Err(ApiError::new(
+            Status::BadRequest,
+            "MFA_NOT_ENABLED",
+            "MFA is not enabled for this account",
+        ));
     }
     lockout(app, tx, user_id, now, a)?;
     if let Some(hash) = &rec.password_hash {
         let Some(pw) = pw else {
-            return Err(ApiError::new(Status::BadRequest, "PASSWORD_REQUIRED", "Enter your password")
-                .with_details(serde_json::json!({"field": "password"})));
+            return Err(ApiError::new(
+                Status::BadRequest,
+                "PASSWORD_REQUIRED",
+                "Enter your password",
+            )
+            .with_details(serde_json::json!({"field": "password"})));
         };
         if !password::verify(pw, hash) {
             failed(tx, user_id, fail_event, now, a)?;
-            return Err(ApiError::new(Status::Unauthorized, "INVALID_PASSWORD", "The password is not correct"));
+            return Err(ApiError::new(
+                Status::Unauthorized,
+                "INVALID_PASSWORD",
+                "The password is not correct",
+            ));
         }
     }
     if !spend_code(app, tx, &rec, code, now, a)? {
@@ -209,7 +267,14 @@ fn step_up(app: &App, tx: &Transaction<'_>, user_id: i64, code: &str, pw: Option
 }
 
 /// Turns MFA off; the secret and backup codes go in the same transaction.
-pub fn disable(app: &App, conn: &mut Connection, user_id: i64, code: &str, pw: Option<&str>, a: &Audit) -> ApiResult<()> {
+pub fn disable(
+    app: &App,
+    conn: &mut Connection,
+    user_id: i64,
+    code: &str,
+    pw: Option<&str>,
+    a: &Audit,
+) -> ApiResult<()> {
     in_tx(conn, |tx| {
         step_up(app, tx, user_id, code, pw, "disable_failure", a)?;
         repo::disable(tx, user_id)?;
@@ -218,7 +283,14 @@ pub fn disable(app: &App, conn: &mut Connection, user_id: i64, code: &str, pw: O
 }
 
 /// Replaces the backup codes; the old ones die in the same transaction.
-pub fn regenerate(app: &App, conn: &mut Connection, user_id: i64, code: &str, pw: Option<&str>, a: &Audit) -> ApiResult<Vec<String>> {
+pub fn regenerate(
+    app: &App,
+    conn: &mut Connection,
+    user_id: i64,
+    code: &str,
+    pw: Option<&str>,
+    a: &Audit,
+) -> ApiResult<Vec<String>> {
     in_tx(conn, |tx| {
         step_up(app, tx, user_id, code, pw, "regenerate_failure", a)?;
         let (codes, hashes) = backup::generate(&app.keys.backup, user_id);
@@ -235,15 +307,31 @@ pub fn status(conn: &Connection, user_id: i64) -> ApiResult<MfaStatus> {
         enabled: rec.user.mfa_enabled,
         enrolled_at: rec.mfa_enrolled_at.map(crate::clock::rfc3339),
         pending: !rec.user.mfa_enabled && rec.mfa_secret.is_some(),
-        backup_codes_remaining: if rec.user.mfa_enabled { repo::backup_codes_remaining(conn, user_id)? } else { 0 },
+        backup_codes_remaining: if rec.user.mfa_enabled {
+            repo::backup_codes_remaining(conn, user_id)?
+        } else {
+            0
+        },
     })
 }
 
 /// The second login step: spends the challenge `jti` of `user_id` with a TOTP or backup code.
-pub fn verify_login(app: &App, tx: &Transaction<'_>, jti: &str, user_id: i64, code: &str, a: &Audit) -> ApiResult<UserRecord> {
+pub fn verify_login(
+    app: &App,
+    tx: &Transaction<'_>,
+    jti: &str,
+    user_id: i64,
+    code: &str,
+    a: &Audit,
+) -> ApiResult<UserRecord> {
     let now = app.now();
-    let pending_invalid =
-        || ApiError::new(Status::Unauthorized, "MFA_PENDING_INVALID", "The sign-in step expired. Please sign in again");
+    let pending_invalid = || {
+        ApiError::new(
+            Status::Unauthorized,
+            "MFA_PENDING_INVALID",
+            "The sign-in step expired. Please sign in again",
+        )
+    };
     let max = 5;
     let ch = repo::challenge(tx, jti)?.ok_or_else(pending_invalid)?;
     if ch.used || ch.expires_at <= now || ch.failures >= max || ch.user_id != user_id {
@@ -274,7 +362,10 @@ pub fn admin_reset(app: &App, conn: &mut Connection, user_id: i64) -> ApiResult<
     in_tx(conn, |tx| {
         repo::disable(tx, user_id)?;
         crate::db::sessions::revoke_all(tx, user_id)?;
-        let a = Audit { ip: None, user_agent: Some("slugbase cli".into()) };
+        let a = Audit {
+            ip: None,
+            user_agent: Some("slugbase cli".into()),
+        };
         event(tx, user_id, "admin_reset", now, &a)
     })
 }

@@ -71,7 +71,11 @@ mod tests {
         for (t, code) in vectors {
             assert_eq!(code_for_step(RFC_SECRET, step_of(t), 8), code, "T={t}");
             // The 6-digit code is the low six digits of the same truncation.
-            assert_eq!(code_for_step(RFC_SECRET, step_of(t), 6), &code[2..], "T={t}");
+            assert_eq!(
+                code_for_step(RFC_SECRET, step_of(t), 6),
+                &code[2..],
+                "T={t}"
+            );
         }
     }
 
@@ -80,11 +84,26 @@ mod tests {
         let now = 1111111111;
         let code = |s| code_for_step(RFC_SECRET, s, 6);
         let cur = step_of(now);
-        assert_eq!(verify(RFC_SECRET, &code(cur), now, None), Check::Accepted(cur));
-        assert_eq!(verify(RFC_SECRET, &code(cur - 1), now, None), Check::Accepted(cur - 1));
-        assert_eq!(verify(RFC_SECRET, &code(cur + 1), now, None), Check::Accepted(cur + 1));
-        assert_eq!(verify(RFC_SECRET, &code(cur - 2), now, None), Check::Invalid);
-        assert_eq!(verify(RFC_SECRET, &code(cur + 2), now, None), Check::Invalid);
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur), now, None),
+            Check::Accepted(cur)
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur - 1), now, None),
+            Check::Accepted(cur - 1)
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur + 1), now, None),
+            Check::Accepted(cur + 1)
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur - 2), now, None),
+            Check::Invalid
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur + 2), now, None),
+            Check::Invalid
+        );
         assert_eq!(verify(RFC_SECRET, "12345", now, None), Check::Invalid);
         assert_eq!(verify(RFC_SECRET, "abcdef", now, None), Check::Invalid);
     }
@@ -94,8 +113,17 @@ mod tests {
         let now = 1234567890;
         let cur = step_of(now);
         let code = |s| code_for_step(RFC_SECRET, s, 6);
-        assert_eq!(verify(RFC_SECRET, &code(cur), now, Some(cur)), Check::Replay);
-        assert_eq!(verify(RFC_SECRET, &code(cur - 1), now, Some(cur)), Check::Replay);
-        assert_eq!(verify(RFC_SECRET, &code(cur + 1), now, Some(cur)), Check::Accepted(cur + 1));
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur), now, Some(cur)),
+            Check::Replay
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur - 1), now, Some(cur)),
+            Check::Replay
+        );
+        assert_eq!(
+            verify(RFC_SECRET, &code(cur + 1), now, Some(cur)),
+            Check::Accepted(cur + 1)
+        );
     }
 }

@@ -47,7 +47,8 @@ pub fn server_with(extra: &[(&str, Value)]) -> TestServer {
 /// A server on an existing dir (for restarts).
 pub fn server_on(dir: TempDir, extra: &[(&str, Value)]) -> TestServer {
     let clock = Arc::new(ManualClock::new(T0));
-    let rocket = slugbase::rocket_with_clock(figment(dir.path(), extra), clock.clone()).expect("build");
+    let rocket =
+        slugbase::rocket_with_clock(figment(dir.path(), extra), clock.clone()).expect("build");
     let client = Client::untracked(rocket).expect("client");
     TestServer { client, clock, dir }
 }
@@ -66,17 +67,38 @@ impl TestServer {
     pub fn user_with(&self, email: &str, password: Option<&str>) -> i64 {
         let hash = password.map(|p| slugbase::auth::password::hash(p).expect("hash"));
         let conn = self.app().db.get().expect("conn");
-        slugbase::db::users::create(&conn, email, "Test User", false, hash.as_deref(), self.clock.now_())
-            .expect("create user")
-            .id
+        slugbase::db::users::create(
+            &conn,
+            email,
+            "Test User",
+            false,
+            hash.as_deref(),
+            self.clock.now_(),
+        )
+        .expect("create user")
+        .id
     }
 
     /// Signs in and returns (sid cookie value, access JWT).
     pub fn login(&self, email: &str) -> (String, String) {
-        let res = self.post_json("/api/auth/login", &json!({"email": email, "password": PASSWORD}), &[]);
+        let res = self.post_json(
+            "/api/auth/login",
+            &json!({"email": email, "password": PASSWORD}),
+            &[],
+        );
         assert_eq!(res.status(), Status::Ok);
-        let sid = res.cookies().get("slugbase.sid").expect("sid").value().to_string();
-        let jwt = res.cookies().get("token").expect("token").value().to_string();
+        let sid = res
+            .cookies()
+            .get("slugbase.sid")
+            .expect("sid")
+            .value()
+            .to_string();
+        let jwt = res
+            .cookies()
+            .get("token")
+            .expect("token")
+            .value()
+            .to_string();
         (sid, jwt)
     }
 
@@ -86,8 +108,17 @@ impl TestServer {
         (id, self.login(email).1)
     }
 
-    pub fn post_json(&self, path: &str, body: &Value, headers: &[Header<'static>]) -> LocalResponse<'_> {
-        let mut req = self.client.post(path.to_string()).header(ContentType::JSON).body(body.to_string());
+    pub fn post_json(
+        &self,
+        path: &str,
+        body: &Value,
+        headers: &[Header<'static>],
+    ) -> LocalResponse<'_> {
+        let mut req = self
+            .client
+            .post(path.to_string())
+            .header(ContentType::JSON)
+            .body(body.to_string());
         for h in headers {
             req.add_header(h.clone());
         }
@@ -95,7 +126,11 @@ impl TestServer {
     }
 
     pub fn post_auth(&self, path: &str, jwt: &str, body: Option<&Value>) -> LocalResponse<'_> {
-        let mut req = self.client.post(path.to_string()).header(bearer(jwt)).header(ContentType::JSON);
+        let mut req = self
+            .client
+            .post(path.to_string())
+            .header(bearer(jwt))
+            .header(ContentType::JSON);
         if let Some(b) = body {
             req = req.body(b.to_string());
         }
@@ -103,7 +138,10 @@ impl TestServer {
     }
 
     pub fn get_auth(&self, path: &str, jwt: &str) -> LocalResponse<'_> {
-        self.client.get(path.to_string()).header(bearer(jwt)).dispatch()
+        self.client
+            .get(path.to_string())
+            .header(bearer(jwt))
+            .dispatch()
     }
 
     /// Begins and confirms enrollment; returns (secret bytes, backup codes).
@@ -111,7 +149,11 @@ impl TestServer {
         let begin = json_of(self.post_auth("/api/auth/mfa/enroll/begin", jwt, None));
         let secret = decode_secret(begin["secret"].as_str().expect("secret"));
         let code = code_at(&secret, self.clock.now_());
-        let res = self.post_auth("/api/auth/mfa/enroll/confirm", jwt, Some(&json!({ "code": code })));
+        let res = self.post_auth(
+            "/api/auth/mfa/enroll/confirm",
+            jwt,
+            Some(&json!({ "code": code })),
+        );
         assert_eq!(res.status(), Status::Ok);
         let codes = json_of(res)["backup_codes"]
             .as_array()
@@ -160,7 +202,10 @@ pub fn assert_error(res: LocalResponse<'_>, status: Status, code: &str) -> Value
     let body = json_of(res);
     assert_eq!(body["code"], code, "body: {body}");
     assert_eq!(body["error"], status.reason().unwrap_or(""), "body: {body}");
-    assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "body: {body}"
+    );
     body
 }
 
