@@ -105,6 +105,8 @@
         return 'Two-step verification is already on.';
       case 'MFA_NO_PENDING':
         return 'This setup expired or was cancelled. Please start again.';
+      case 'CSRF_REJECTED':
+        return 'The request was refused because it did not come from this page. Reload the page and try again.';
       default:
         if (err.status >= 500) return 'The server ran into a problem. Please try again in a moment.';
         return err.message;
@@ -179,12 +181,6 @@
     return d ? d.toLocaleDateString(undefined, { dateStyle: 'medium' }) : String(value || '');
   }
 
-  function groupSecret(secret) {
-    return String(secret || '')
-      .replace(/\s+/g, '')
-      .replace(/(.{4})/g, '$1 ')
-      .trim();
-  }
 
   function userAgentSummary(ua) {
     if (!ua) return '';
@@ -209,43 +205,27 @@
     return ua.length > 60 ? `${ua.slice(0, 57)}…` : ua;
   }
 
-  // Event names of GET /api/auth/mfa/events, with a tone for the dot.
+  // Event names of GET /api/auth/mfa/events: [label, tone of the dot].
   const EVENT_LABELS = {
-    enroll_begin: ['Started setting up an authenticator app', ''],
-    enroll_started: ['Started setting up an authenticator app', ''],
-    enroll_cancel: ['Cancelled setting up an authenticator app', ''],
-    enroll_cancelled: ['Cancelled setting up an authenticator app', ''],
-    enroll_confirm: ['Turned on two-step verification', 'good'],
-    enrolled: ['Turned on two-step verification', 'good'],
-    enabled: ['Turned on two-step verification', 'good'],
-    mfa_enabled: ['Turned on two-step verification', 'good'],
-    disabled: ['Turned off two-step verification', 'warn'],
-    mfa_disabled: ['Turned off two-step verification', 'warn'],
-    disable: ['Turned off two-step verification', 'warn'],
-    verify_success: ['Signed in with an authenticator code', 'good'],
-    verify_totp: ['Signed in with an authenticator code', 'good'],
-    login_totp: ['Signed in with an authenticator code', 'good'],
-    totp_success: ['Signed in with an authenticator code', 'good'],
-    verify_backup: ['Signed in with a backup code', 'warn'],
-    login_backup: ['Signed in with a backup code', 'warn'],
-    backup_used: ['Signed in with a backup code', 'warn'],
-    backup_code_used: ['Signed in with a backup code', 'warn'],
-    verify_failed: ['Wrong code entered at sign-in', 'bad'],
-    verify_failure: ['Wrong code entered at sign-in', 'bad'],
-    totp_failed: ['Wrong code entered', 'bad'],
-    code_failed: ['Wrong code entered', 'bad'],
-    invalid_code: ['Wrong code entered', 'bad'],
-    backup_regenerated: ['Created new backup codes', ''],
-    backup_codes_regenerated: ['Created new backup codes', ''],
+    begin: ['Started setting up an authenticator app', ''],
+    cancel: ['Cancelled setting up an authenticator app', ''],
+    confirm_success: ['Turned on two-step verification', 'good'],
+    confirm_failure: ['Wrong code while setting up two-step verification', 'bad'],
+    verify_success: ['Signed in with two-step verification', 'good'],
+    verify_failure: ['Wrong code at sign-in', 'bad'],
+    backup_code_used: ['Used a backup code', 'warn'],
+    totp_replay_rejected: ['Refused a code that was already used', 'bad'],
+    rate_limited: ['Too many wrong attempts: attempts paused', 'bad'],
+    disable_success: ['Turned off two-step verification', 'warn'],
+    disable_failure: ['Failed attempt to turn off two-step verification', 'bad'],
     regenerate: ['Created new backup codes', ''],
-    rate_limited: ['Too many wrong codes: attempts paused', 'bad'],
-    locked: ['Too many wrong codes: attempts paused', 'bad'],
+    regenerate_failure: ['Failed attempt to create new backup codes', 'bad'],
+    admin_reset: ['Two-step verification reset by an administrator', 'warn'],
   };
 
   function eventInfo(name) {
     const raw = String(name || '');
-    const key = raw.toLowerCase().replace(/^mfa[._]/, '').replace(/[.\s-]/g, '_');
-    const known = EVENT_LABELS[key] || EVENT_LABELS[raw.toLowerCase()];
+    const known = Object.prototype.hasOwnProperty.call(EVENT_LABELS, raw) ? EVENT_LABELS[raw] : null;
     if (known) return { label: known[0], tone: known[1] };
     const words = raw
       .replace(/[._-]+/g, ' ')
@@ -641,23 +621,70 @@
     try {
       const r = await api('POST', '/api/auth/mfa/enroll/begin');
       state.panel = 'enroll';
-      $('enroll-secret').textContent = groupSecret(r.secret);
+      showSecret(r.secret);
       $('enroll-secret').dataset.secret = String(r.secret || '').replace(/\s+/g, '');
-      $('enroll-qr-failed').hidden = true;
-      $('enroll-qr').hidden = false;
-      $('enroll-qr').src = `/api/auth/mfa/enroll/qr?t=${Date.now()}`;
+      loadQr(r.otpauth_url);
       $('enroll-open-app').href = r.otpauth_url || '#';
       $('enroll-code').value = '';
       markInvalid($('enroll-code'), false);
       setAlert('enroll-error', '');
       renderMfa();
       $('enroll-title').focus();
+      refreshMfa(); // the new event, and "pending" in the status
     } catch (err) {
       if (sessionEnded(err)) return;
       setAlert('account-error', errorText(err));
       if (err.code === 'MFA_ALREADY_ENABLED') await refreshMfa();
     } finally {
       busy(button, false);
+    }
+  }
+
+  /**
+   * Shows the QR code of the otpauth URL, rendered by this server (never by a
+   * third party): `POST /api/auth/mfa/qr` answers an SVG, shown as a data: URL
+   * (the CSP allows `img-src data:`). Servers without that route render the
+   * pending setup at `GET /api/auth/mfa/enroll/qr`.
+   */
+  async function loadQr(otpauthUrl) {
+    const img = $('enroll-qr');
+    $('enroll-qr-failed').hidden = true;
+    img.hidden = false;
+    img.removeAttribute('src');
+    let res = null;
+    try {
+      res = await fetch('/api/auth/mfa/qr', {
+        method: 'POST',
+        credentials: 'same-origin',
+        cache: 'no-store',
+        headers: { 'Content-Type': 'application/json', Accept: 'image/svg+xml' },
+        body: JSON.stringify({ otpauth_url: otpauthUrl }),
+      });
+      if (res.ok) {
+        const svg = await res.text();
+        img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
+        return;
+      }
+    } catch (_) {
+      res = null;
+    }
+    if (res && (res.status === 404 || res.status === 405)) {
+      img.src = `/api/auth/mfa/enroll/qr?t=${Date.now()}`;
+    } else {
+      img.hidden = true;
+      $('enroll-qr-failed').hidden = false;
+    }
+  }
+
+  /** Shows the setup key in groups of four (two rows of four groups). */
+  function showSecret(secret) {
+    const el = $('enroll-secret');
+    const clean = String(secret || '').replace(/\s+/g, '');
+    el.replaceChildren();
+    for (const group of clean.match(/.{1,4}/g) || []) {
+      const span = document.createElement('span');
+      span.textContent = group;
+      el.append(span, ' ');
     }
   }
 

@@ -59,7 +59,9 @@ impl Drop for FailureReport<'_> {
 
 #[test]
 fn browser_walkthrough() {
-    let Some(tools) = harness::find_tools() else { return };
+    let Some(tools) = harness::find_tools() else {
+        return;
+    };
     let started = Instant::now();
     let bin = harness::release_binary();
     let built = Instant::now();
@@ -74,7 +76,11 @@ fn browser_walkthrough() {
     let driver = Driver::start(&tools.chromedriver);
     let b = driver.browser(&tools.chromium, profile.path(), downloads.path());
     let mut shots = Shots::new(harness::repo_dir().join("screenshots"));
-    let _report = FailureReport { browser: &b, server: &server, shots_dir: shots.dir().to_path_buf() };
+    let _report = FailureReport {
+        browser: &b,
+        server: &server,
+        shots_dir: shots.dir().to_path_buf(),
+    };
     Shots::reset(&b);
 
     walk(&b, &server, &setup_link, &mut shots, downloads.path());
@@ -96,7 +102,11 @@ fn sign_in_password(b: &Session, password: &str) {
 fn sign_out(b: &Session) {
     b.click("#logout-button");
     b.wait_text("#login-notice", "signed out");
-    assert!(b.url().ends_with("/login"), "after sign-out the address is {}", b.url());
+    assert!(
+        b.url().ends_with("/login"),
+        "after sign-out the address is {}",
+        b.url()
+    );
 }
 
 fn wait_account(b: &Session) {
@@ -111,7 +121,11 @@ fn wait_account(b: &Session) {
 
 fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downloads: &Path) {
     // 1. Open the setup link from the server log.
-    assert!(setup_link.starts_with(&server.base), "setup link {setup_link} is not on {}", server.base);
+    assert!(
+        setup_link.starts_with(&server.base),
+        "setup link {setup_link} is not on {}",
+        server.base
+    );
     b.goto(setup_link);
     b.wait_visible("#setup-form");
     shots.take(b, "setup");
@@ -127,9 +141,16 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.fill("#setup-password2", PASSWORD);
     b.click("#setup-submit");
     wait_account(b);
-    assert!(b.url().ends_with("/account"), "after setup the address is {}", b.url());
+    assert!(
+        b.url().ends_with("/account"),
+        "after setup the address is {}",
+        b.url()
+    );
     assert_eq!(b.text("#mfa-badge"), "Off");
-    assert!(b.is_visible("#account-admin"), "the administrator badge is missing");
+    assert!(
+        b.is_visible("#account-admin"),
+        "the administrator badge is missing"
+    );
     shots.take(b, "account");
 
     // 3. Sign out, then sign in; a wrong password first.
@@ -153,10 +174,15 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     let secret: String = shown.split_whitespace().collect();
     assert_eq!(secret.len(), 32, "secret {shown:?} is not 32 characters");
     assert!(
-        secret.bytes().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)),
+        secret
+            .bytes()
+            .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(&c)),
         "secret {secret:?} is not Base32"
     );
-    assert!(shown.split_whitespace().all(|g| g.len() == 4), "secret {shown:?} is not in groups of four");
+    assert!(
+        shown.split_whitespace().all(|g| g.len() == 4),
+        "secret {shown:?} is not in groups of four"
+    );
     shots.take(b, "enroll");
     // For the README: the light desktop page down to the end of the MFA card.
     let bottom = b
@@ -165,13 +191,20 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
         .expect("the MFA card's position");
     let docs = harness::repo_dir().join("docs");
     std::fs::create_dir_all(&docs).expect("docs/");
-    std::fs::write(docs.join("enrollment.png"), b.screenshot_top(1280.0, bottom.ceil())).expect("writing docs/enrollment.png");
+    std::fs::write(
+        docs.join("enrollment.png"),
+        b.screenshot_top(1280.0, bottom.ceil()),
+    )
+    .expect("writing docs/enrollment.png");
 
     let mut totp = Totp::new(&secret);
     b.fill("#enroll-code", &totp.wrong_code());
     b.click("#enroll-submit");
     let wrong_code = b.wait_text("#enroll-error", "code is not correct");
-    assert_ne!(wrong_code, wrong_password, "wrong code and wrong password must read differently");
+    assert_ne!(
+        wrong_code, wrong_password,
+        "wrong code and wrong password must read differently"
+    );
     shots.take(b, "enroll-wrong-code");
     b.fill("#enroll-code", &totp.next_code());
     b.click("#enroll-submit");
@@ -187,16 +220,25 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     for code in &codes {
         let groups: Vec<&str> = code.split('-').collect();
         assert!(
-            groups.len() == 4 && groups.iter().all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_alphanumeric())),
+            groups.len() == 4
+                && groups
+                    .iter()
+                    .all(|g| g.len() == 4 && g.chars().all(|c| c.is_ascii_alphanumeric())),
             "backup code {code:?} does not look like abcd-efgh-ijkl-mnop"
         );
     }
-    assert!(!b.is_visible("#codes-continue:enabled"), "Continue must wait for \"I have saved them\"");
+    assert!(
+        !b.is_visible("#codes-continue:enabled"),
+        "Continue must wait for \"I have saved them\""
+    );
     shots.take(b, "backup-codes");
     b.click("#codes-download");
     let saved = wait_download(downloads);
     for code in &codes {
-        assert!(saved.contains(code.as_str()), "the downloaded file lacks {code}:\n{saved}");
+        assert!(
+            saved.contains(code.as_str()),
+            "the downloaded file lacks {code}:\n{saved}"
+        );
     }
     b.click("#codes-saved");
     b.click("#codes-continue");
@@ -237,7 +279,10 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.fill("#token-name", "nightly backup");
     b.click("#token-create");
     b.wait_visible("#token-new");
-    assert!(!b.text("#token-new-value").is_empty(), "the new token is not shown");
+    assert!(
+        !b.text("#token-new-value").is_empty(),
+        "the new token is not shown"
+    );
     b.wait_text("#tokens-list", "nightly backup");
     shots.take(b, "token-created");
     b.click("#token-new-done");
@@ -254,7 +299,10 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.fill("#confirm-password", "not my password");
     b.click("#confirm-submit");
     b.wait_text("#confirm-error", "password is not correct");
-    assert!(b.is_visible("#view-account"), "a wrong password must not sign out");
+    assert!(
+        b.is_visible("#view-account"),
+        "a wrong password must not sign out"
+    );
     shots.take(b, "disable-wrong-password");
     b.fill("#confirm-code", &codes[2]);
     b.fill("#confirm-password", PASSWORD);
@@ -286,7 +334,11 @@ fn wait_download(dir: &Path) -> String {
                 }
             }
         }
-        assert!(start.elapsed() < Duration::from_secs(15), "the backup codes download never arrived in {}", dir.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "the backup codes download never arrived in {}",
+            dir.display()
+        );
         sleep(Duration::from_millis(100));
     }
 }

@@ -24,7 +24,9 @@ pub fn repo_dir() -> PathBuf {
 /// Finds an executable by name on `PATH`.
 pub fn which(name: &str) -> Option<PathBuf> {
     let path = env::var_os("PATH")?;
-    env::split_paths(&path).map(|dir| dir.join(name)).find(|p| p.is_file())
+    env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
 }
 
 /// The external programs the test needs.
@@ -38,7 +40,11 @@ pub struct Tools {
 pub fn find_tools() -> Option<Tools> {
     let chromium = env::var_os("SLUGBASE_E2E_CHROMIUM")
         .map(PathBuf::from)
-        .or_else(|| ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|n| which(n)));
+        .or_else(|| {
+            ["chromium", "chromium-browser", "google-chrome"]
+                .iter()
+                .find_map(|n| which(n))
+        });
     let chromedriver = which("chromedriver");
     let oathtool = which("oathtool");
     let missing: Vec<&str> = [
@@ -51,7 +57,10 @@ pub fn find_tools() -> Option<Tools> {
     .map(|(n, _)| *n)
     .collect();
     match (chromium, chromedriver) {
-        (Some(chromium), Some(chromedriver)) if missing.is_empty() => Some(Tools { chromium, chromedriver }),
+        (Some(chromium), Some(chromedriver)) if missing.is_empty() => Some(Tools {
+            chromium,
+            chromedriver,
+        }),
         _ => {
             let msg = format!(
                 "{} not found; install the Debian packages `chromium chromium-driver oathtool`",
@@ -82,12 +91,17 @@ pub fn release_binary() -> PathBuf {
         .current_dir(repo_dir())
         .status()
         .unwrap_or_else(|e| panic!("running cargo build: {e}"));
-    assert!(status.success(), "cargo build --release --bin slugbase failed: {status}");
+    assert!(
+        status.success(),
+        "cargo build --release --bin slugbase failed: {status}"
+    );
     let target = match env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => repo_dir().join(dir), // join keeps an absolute dir as it is
         None => repo_dir().join("target"),
     };
-    let bin = target.join("release").join(format!("slugbase{}", env::consts::EXE_SUFFIX));
+    let bin = target
+        .join("release")
+        .join(format!("slugbase{}", env::consts::EXE_SUFFIX));
     assert!(bin.is_file(), "no binary at {}", bin.display());
     bin
 }
@@ -151,7 +165,11 @@ impl Server {
         if let Some(err) = child.stderr.take() {
             collect_lines(err, log.clone());
         }
-        Server { base: format!("http://127.0.0.1:{port}"), log, _guard: ChildGuard(child) }
+        Server {
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+            _guard: ChildGuard(child),
+        }
     }
 
     /// The server's log so far.
@@ -163,7 +181,11 @@ impl Server {
     pub fn setup_link(&self) -> String {
         let start = Instant::now();
         loop {
-            let found = self.log.lock().ok().and_then(|l| l.iter().find_map(|line| extract_setup_link(line)));
+            let found = self
+                .log
+                .lock()
+                .ok()
+                .and_then(|l| l.iter().find_map(|line| extract_setup_link(line)));
             if let Some(link) = found {
                 return link;
             }
@@ -221,17 +243,25 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("starting {}: {e}", chromedriver.display()));
-        let driver = Driver { url: format!("http://127.0.0.1:{port}"), _guard: ChildGuard(child) };
+        let driver = Driver {
+            url: format!("http://127.0.0.1:{port}"),
+            _guard: ChildGuard(child),
+        };
         let agent = webdriver::agent();
         let start = Instant::now();
         loop {
-            if let Ok((200, body)) = webdriver::http(&agent, "GET", &format!("{}/status", driver.url), None) {
+            if let Ok((200, body)) =
+                webdriver::http(&agent, "GET", &format!("{}/status", driver.url), None)
+            {
                 let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
                 if v["value"]["ready"].as_bool() == Some(true) {
                     return driver;
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(20), "chromedriver did not become ready");
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "chromedriver did not become ready"
+            );
             sleep(Duration::from_millis(100));
         }
     }
@@ -284,18 +314,30 @@ pub struct Totp {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 impl Totp {
     pub fn new(secret: &str) -> Totp {
-        Totp { secret: secret.to_string(), last_step: None }
+        Totp {
+            secret: secret.to_string(),
+            last_step: None,
+        }
     }
 
     /// The code of one 30-second step, from oathtool.
     pub fn code_at_step(&self, step: u64) -> String {
         let out = Command::new("oathtool")
-            .args(["--totp", "-b", &self.secret, "--now", &format!("@{}", step * 30 + 15)])
+            .args([
+                "--totp",
+                "-b",
+                &self.secret,
+                "--now",
+                &format!("@{}", step * 30 + 15),
+            ])
             .output()
             .unwrap_or_else(|e| panic!("running oathtool: {e}"));
         let code = String::from_utf8_lossy(&out.stdout).trim().to_string();
@@ -328,7 +370,9 @@ impl Totp {
     /// A 6-digit code that is wrong for every step the server might accept now.
     pub fn wrong_code(&self) -> String {
         let now = unix_now() / 30;
-        let valid: Vec<String> = (now.saturating_sub(2)..=now + 2).map(|s| self.code_at_step(s)).collect();
+        let valid: Vec<String> = (now.saturating_sub(2)..=now + 2)
+            .map(|s| self.code_at_step(s))
+            .collect();
         ["000000", "123456", "999999", "246801"]
             .iter()
             .map(|c| c.to_string())
@@ -344,7 +388,8 @@ pub struct Shots {
 }
 
 /// Desktop and phone viewports: (label, width, height, mobile).
-pub const VIEWPORTS: [(&str, u32, u32, bool); 2] = [("desktop", 1280, 800, false), ("phone", 360, 740, true)];
+pub const VIEWPORTS: [(&str, u32, u32, bool); 2] =
+    [("desktop", 1280, 800, false), ("phone", 360, 740, true)];
 
 impl Shots {
     pub fn new(dir: PathBuf) -> Shots {
@@ -358,7 +403,10 @@ impl Shots {
             "Emulation.setDeviceMetricsOverride",
             json!({ "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile }),
         );
-        b.cdp("Emulation.setTouchEmulationEnabled", json!({ "enabled": mobile, "maxTouchPoints": 5 }));
+        b.cdp(
+            "Emulation.setTouchEmulationEnabled",
+            json!({ "enabled": mobile, "maxTouchPoints": 5 }),
+        );
         b.cdp(
             "Emulation.setEmulatedMedia",
             json!({ "features": [
@@ -386,8 +434,11 @@ impl Shots {
                 // Let layout and paint settle after the emulation change.
                 b.exec("return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));", json!([]));
                 let png = b.screenshot_full(width, height);
-                let path = self.dir.join(format!("{:02}-{name}-{scheme}-{size}.png", self.count));
-                std::fs::write(&path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+                let path = self
+                    .dir
+                    .join(format!("{:02}-{name}-{scheme}-{size}.png", self.count));
+                std::fs::write(&path, png)
+                    .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
                 if scheme == "light" && size == "desktop" {
                     light_desktop = path;
                 }
@@ -402,7 +453,9 @@ impl Shots {
         let path = dir.join("FAILED.png");
         let png = b.try_cmd("GET", "/screenshot", None).ok()?;
         use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(png.as_str()?).ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str()?)
+            .ok()?;
         std::fs::write(&path, bytes).ok()?;
         Some(path)
     }

@@ -26,7 +26,12 @@ pub fn agent() -> ureq::Agent {
 }
 
 /// Performs one HTTP request; returns the status and the body text.
-pub fn http(agent: &ureq::Agent, method: &str, url: &str, body: Option<&Value>) -> Result<(u16, String), String> {
+pub fn http(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+) -> Result<(u16, String), String> {
     let result = match (method, body) {
         ("GET", _) => agent.get(url).call(),
         ("DELETE", _) => agent.delete(url).call(),
@@ -58,31 +63,46 @@ impl Session {
     pub fn new(driver_url: &str, capabilities: Value) -> Session {
         let agent = agent();
         let body = json!({ "capabilities": { "alwaysMatch": capabilities } });
-        let (status, text) = http(&agent, "POST", &format!("{driver_url}/session"), Some(&body))
-            .unwrap_or_else(|e| panic!("creating a WebDriver session: {e}"));
+        let (status, text) = http(
+            &agent,
+            "POST",
+            &format!("{driver_url}/session"),
+            Some(&body),
+        )
+        .unwrap_or_else(|e| panic!("creating a WebDriver session: {e}"));
         let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let id = value["value"]["sessionId"]
             .as_str()
-            .unwrap_or_else(|| panic!("creating a WebDriver session failed (HTTP {status}): {text}"))
+            .unwrap_or_else(|| {
+                panic!("creating a WebDriver session failed (HTTP {status}): {text}")
+            })
             .to_string();
-        Session { agent, base: format!("{driver_url}/session/{id}") }
+        Session {
+            agent,
+            base: format!("{driver_url}/session/{id}"),
+        }
     }
 
     /// Sends a command; returns the `value` of the answer or the error text.
     pub fn try_cmd(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
         let url = format!("{}{}", self.base, path);
         let (status, text) = http(&self.agent, method, &url, body.as_ref())?;
-        let mut value: Value = serde_json::from_str(&text).map_err(|e| format!("{method} {path}: bad JSON ({e}): {text}"))?;
+        let mut value: Value = serde_json::from_str(&text)
+            .map_err(|e| format!("{method} {path}: bad JSON ({e}): {text}"))?;
         if status >= 400 {
             let v = &value["value"];
-            return Err(format!("{method} {path}: HTTP {status}: {}: {}", v["error"], v["message"]));
+            return Err(format!(
+                "{method} {path}: HTTP {status}: {}: {}",
+                v["error"], v["message"]
+            ));
         }
         Ok(value["value"].take())
     }
 
     /// Sends a command and panics on an error.
     pub fn cmd(&self, method: &str, path: &str, body: Option<Value>) -> Value {
-        self.try_cmd(method, path, body).unwrap_or_else(|e| panic!("WebDriver: {e}"))
+        self.try_cmd(method, path, body)
+            .unwrap_or_else(|e| panic!("WebDriver: {e}"))
     }
 
     /// Navigates to `url` and waits for the document to load.
@@ -92,27 +112,46 @@ impl Session {
 
     /// The current address of the page.
     pub fn url(&self) -> String {
-        self.cmd("GET", "/url", None).as_str().unwrap_or_default().to_string()
+        self.cmd("GET", "/url", None)
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// Runs `script` (a function body; arguments in `arguments`) in the page.
     pub fn exec(&self, script: &str, args: Value) -> Value {
-        self.cmd("POST", "/execute/sync", Some(json!({ "script": script, "args": args })))
+        self.cmd(
+            "POST",
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
     }
 
     /// Runs a Chrome DevTools Protocol command through chromedriver.
     pub fn cdp(&self, command: &str, params: Value) -> Value {
-        self.cmd("POST", "/goog/cdp/execute", Some(json!({ "cmd": command, "params": params })))
+        self.cmd(
+            "POST",
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": command, "params": params })),
+        )
     }
 
     fn try_find(&self, css: &str) -> Result<String, String> {
-        let v = self.try_cmd("POST", "/element", Some(json!({ "using": "css selector", "value": css })))?;
-        v[ELEMENT_KEY].as_str().map(str::to_string).ok_or_else(|| format!("no element id for {css}: {v}"))
+        let v = self.try_cmd(
+            "POST",
+            "/element",
+            Some(json!({ "using": "css selector", "value": css })),
+        )?;
+        v[ELEMENT_KEY]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("no element id for {css}: {v}"))
     }
 
     /// The element reference for `css`; panics when there is none.
     pub fn find(&self, css: &str) -> String {
-        self.try_find(css).unwrap_or_else(|e| panic!("finding {css}: {e}"))
+        self.try_find(css)
+            .unwrap_or_else(|e| panic!("finding {css}: {e}"))
     }
 
     /// Clicks the element like a user would (it must be visible and enabled).
@@ -127,7 +166,11 @@ impl Session {
         self.wait_visible(css);
         let id = self.find(css);
         self.cmd("POST", &format!("/element/{id}/clear"), Some(json!({})));
-        self.cmd("POST", &format!("/element/{id}/value"), Some(json!({ "text": text })));
+        self.cmd(
+            "POST",
+            &format!("/element/{id}/value"),
+            Some(json!({ "text": text })),
+        );
     }
 
     /// The rendered text of `css` ("" when it does not exist).
@@ -166,21 +209,29 @@ impl Session {
 
     /// Waits until `css` is visible.
     pub fn wait_visible(&self, css: &str) {
-        self.wait_for(&format!("{css} to be visible"), || self.is_visible(css).then_some(()));
+        self.wait_for(&format!("{css} to be visible"), || {
+            self.is_visible(css).then_some(())
+        });
     }
 
     /// Waits until `css` is visible and its text contains `needle`; returns the text.
     pub fn wait_text(&self, css: &str, needle: &str) -> String {
-        self.wait_for(&format!("{css} to show {needle:?} (it shows {:?})", self.text(css)), || {
-            let t = self.text(css);
-            (self.is_visible(css) && t.contains(needle)).then_some(t)
-        })
+        self.wait_for(
+            &format!("{css} to show {needle:?} (it shows {:?})", self.text(css)),
+            || {
+                let t = self.text(css);
+                (self.is_visible(css) && t.contains(needle)).then_some(t)
+            },
+        )
     }
 
     /// A PNG of the whole page (not just the viewport) at the viewport's width.
     pub fn screenshot_full(&self, width: u32, min_height: u32) -> Vec<u8> {
         let metrics = self.cdp("Page.getLayoutMetrics", json!({}));
-        let height = metrics["cssContentSize"]["height"].as_f64().unwrap_or(0.0).ceil();
+        let height = metrics["cssContentSize"]["height"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .ceil();
         self.screenshot_top(f64::from(width), height.max(f64::from(min_height)))
     }
 
@@ -200,7 +251,9 @@ impl Session {
 
 fn decode_png(data: &Value) -> Vec<u8> {
     use base64::Engine as _;
-    let b64 = data.as_str().unwrap_or_else(|| panic!("screenshot without data"));
+    let b64 = data
+        .as_str()
+        .unwrap_or_else(|| panic!("screenshot without data"));
     base64::engine::general_purpose::STANDARD
         .decode(b64)
         .unwrap_or_else(|e| panic!("screenshot is not base64: {e}"))
