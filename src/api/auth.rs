@@ -33,7 +33,7 @@ async fn login(
     let (a, b, ip) = (app.inner().clone(), body.0, client.ip_key());
     match app
         .db
-        .run(move |c| signin::login(&a, c, &b.email, &b.password, &ip))
+        .blocking(move || signin::login(&a, &b.email, &b.password, &ip))
         .await?
     {
         LoginOutcome::Session(user, s) => {

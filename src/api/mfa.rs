@@ -71,7 +71,7 @@ async fn disable(
 ) -> ApiResult<Json<Value>> {
     let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
     app.db
-        .run(move |c| service::disable(&a, c, id, &b.code, b.password.as_deref(), &au))
+        .blocking(move || service::disable(&a, id, &b.code, b.password.as_deref(), &au))
         .await?;
     Ok(Json(json!({ "ok": true })))
 }
@@ -86,7 +86,7 @@ async fn regenerate(
     let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
     let codes = app
         .db
-        .run(move |c| service::regenerate(&a, c, id, &b.code, b.password.as_deref(), &au))
+        .blocking(move || service::regenerate(&a, id, &b.code, b.password.as_deref(), &au))
         .await?;
     Ok(Json(json!({ "backup_codes": codes })))
 }

@@ -49,37 +49,34 @@ fn check_limit(
 
 /// Checks a password. Unknown emails and password-less (OIDC-only) accounts are verified
 /// against a dummy hash, so every failure costs the same argon2 time and says the same thing.
-pub fn login(
-    app: &App,
-    conn: &mut Connection,
-    email: &str,
-    pw: &str,
-    ip: &str,
-) -> ApiResult<LoginOutcome> {
+pub fn login(app: &App, email: &str, pw: &str, ip: &str) -> ApiResult<LoginOutcome> {
     let now = app.now();
     let email = email.trim().to_lowercase();
     let c = &app.config;
-    check_limit(
-        app,
-        conn,
-        "login_email",
-        &email,
-        c.login_failures_per_account,
-        now,
-    )?;
-    check_limit(app, conn, "login_ip", ip, c.login_failures_per_ip, now)?;
-    let rec = users::record_by_email(conn, &email)?;
+    // The connection goes back to the pool before the slow argon2 check.
+    let rec = {
+        let conn = app.db.get()?;
+        let per_account = c.login_failures_per_account;
+        check_limit(app, &conn, "login_email", &email, per_account, now)?;
+        check_limit(app, &conn, "login_ip", ip, c.login_failures_per_ip, now)?;
+        users::record_by_email(&conn, &email)?
+    };
     let hash = rec.as_ref().and_then(|r| r.password_hash.clone());
     let ok = password::verify(pw, hash.as_deref().unwrap_or(&app.dummy_hash)) && hash.is_some();
-    let Some(rec) = rec.filter(|_| ok) else {
-        repo::record_failure(conn, "login_email", &email, now)?;
-        repo::record_failure(conn, "login_ip", ip, now)?;
-        return Err(invalid());
-    };
-    repo::clear_failures(conn, "login_email", &email)?;
-    if rec.user.mfa_enabled {
+    let mut conn = app.db.get()?;
+    in_tx(&mut conn, |tx| {
+        let Some(rec) = rec.filter(|_| ok) else {
+            repo::record_failure(tx, "login_email", &email, now)?;
+            repo::record_failure(tx, "login_ip", ip, now)?;
+            return Err(invalid());
+        };
+        repo::clear_failures(tx, "login_email", &email)?;
+        if !rec.user.mfa_enabled {
+            let s = session::create(app, tx, rec.user.id, now)?;
+            return Ok(LoginOutcome::Session(rec.user, s));
+        }
         let jti = random_token(16);
-        repo::create_challenge(conn, &jti, rec.user.id, now + PENDING_TTL)?;
+        repo::create_challenge(tx, &jti, rec.user.id, now + PENDING_TTL)?;
         let claims = jwt::Claims {
             sub: rec.user.id.to_string(),
             sid: None,
@@ -89,10 +86,8 @@ pub fn login(
             typ: jwt::MFA_PENDING.into(),
         };
         let token = jwt::sign(&app.keys.jwt, &claims).map_err(ApiError::internal)?;
-        return Ok(LoginOutcome::MfaRequired(token));
-    }
-    let s = session::create(app, conn, rec.user.id, now)?;
-    Ok(LoginOutcome::Session(rec.user, s))
+        Ok(LoginOutcome::MfaRequired(token))
+    })
 }
 
 /// The setup request.

@@ -100,6 +100,18 @@ impl Db {
         .map_err(ApiError::internal)?
     }
 
+    /// Runs blocking work that takes connections itself (via [`Db::get`]) only while it
+    /// needs them, e.g. around an argon2 verification.
+    pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        rocket::tokio::task::spawn_blocking(f)
+            .await
+            .map_err(ApiError::internal)?
+    }
+
     /// A connection for synchronous callers (CLI, tests).
     pub fn get(&self) -> Result<Conn, ApiError> {
         Ok(self.pool.get()?)

@@ -220,45 +220,72 @@ pub fn cancel(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiR
     })
 }
 
-/// The checks disable and regenerate share: MFA on, the password (for accounts that have
-/// one) and a code. Runs in the caller's transaction.
-fn step_up(
+fn require_enabled(rec: &UserRecord) -> ApiResult<()> {
+    if rec.user.mfa_enabled {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        Status::BadRequest,
+        "MFA_NOT_ENABLED",
+        "MFA is not enabled for this account",
+    ))
+}
+
+/// First half of the disable/regenerate checks, outside any transaction so that the slow
+/// argon2 verification never holds the write lock: MFA on, no lockout, and the password
+/// for accounts that have one.
+fn check_password(
     app: &App,
-    tx: &Transaction<'_>,
     user_id: i64,
-    code: &str,
     pw: Option<&str>,
     fail_event: &str,
     a: &Audit,
 ) -> ApiResult<()> {
     let now = app.now();
-    let rec = record(tx, user_id)?;
-    if !rec.user.mfa_enabled {
+    let rec = {
+        let conn = app.db.get()?;
+        let rec = record(&conn, user_id)?;
+        require_enabled(&rec)?;
+        lockout(app, &conn, user_id, now, a)?;
+        rec
+    };
+    let Some(hash) = &rec.password_hash else {
+        return Ok(());
+    };
+    let Some(pw) = pw else {
         return Err(ApiError::new(
             Status::BadRequest,
-            "MFA_NOT_ENABLED",
-            "MFA is not enabled for this account",
-        ));
+            "PASSWORD_REQUIRED",
+            "Enter your password",
+        )
+        .with_details(serde_json::json!({"field": "password"})));
+    };
+    if password::verify(pw, hash) {
+        return Ok(());
     }
+    let mut conn = app.db.get()?;
+    in_tx(&mut conn, |tx| failed(tx, user_id, fail_event, now, a))?;
+    Err(ApiError::new(
+        Status::Unauthorized,
+        "INVALID_PASSWORD",
+        "The password is not correct",
+    ))
+}
+
+/// Second half, in the caller's transaction: the state is read again (it may have changed
+/// during the password check) and the code is spent.
+fn check_code(
+    app: &App,
+    tx: &Transaction<'_>,
+    user_id: i64,
+    code: &str,
+    fail_event: &str,
+    a: &Audit,
+) -> ApiResult<()> {
+    let now = app.now();
+    let rec = record(tx, user_id)?;
+    require_enabled(&rec)?;
     lockout(app, tx, user_id, now, a)?;
-    if let Some(hash) = &rec.password_hash {
-        let Some(pw) = pw else {
-            return Err(ApiError::new(
-                Status::BadRequest,
-                "PASSWORD_REQUIRED",
-                "Enter your password",
-            )
-            .with_details(serde_json::json!({"field": "password"})));
-        };
-        if !password::verify(pw, hash) {
-            failed(tx, user_id, fail_event, now, a)?;
-            return Err(ApiError::new(
-                Status::Unauthorized,
-                "INVALID_PASSWORD",
-                "The password is not correct",
-            ));
-        }
-    }
     if !spend_code(app, tx, &rec, code, now, a)? {
         failed(tx, user_id, fail_event, now, a)?;
         return Err(invalid_code(Status::BadRequest));
@@ -267,16 +294,10 @@ fn step_up(
 }
 
 /// Turns MFA off; the secret and backup codes go in the same transaction.
-pub fn disable(
-    app: &App,
-    conn: &mut Connection,
-    user_id: i64,
-    code: &str,
-    pw: Option<&str>,
-    a: &Audit,
-) -> ApiResult<()> {
-    in_tx(conn, |tx| {
-        step_up(app, tx, user_id, code, pw, "disable_failure", a)?;
+pub fn disable(app: &App, user_id: i64, code: &str, pw: Option<&str>, a: &Audit) -> ApiResult<()> {
+    check_password(app, user_id, pw, "disable_failure", a)?;
+    in_tx(&mut *app.db.get()?, |tx| {
+        check_code(app, tx, user_id, code, "disable_failure", a)?;
         repo::disable(tx, user_id)?;
         event(tx, user_id, "disable_success", app.now(), a)
     })
@@ -285,14 +306,14 @@ pub fn disable(
 /// Replaces the backup codes; the old ones die in the same transaction.
 pub fn regenerate(
     app: &App,
-    conn: &mut Connection,
     user_id: i64,
     code: &str,
     pw: Option<&str>,
     a: &Audit,
 ) -> ApiResult<Vec<String>> {
-    in_tx(conn, |tx| {
-        step_up(app, tx, user_id, code, pw, "regenerate_failure", a)?;
+    check_password(app, user_id, pw, "regenerate_failure", a)?;
+    in_tx(&mut *app.db.get()?, |tx| {
+        check_code(app, tx, user_id, code, "regenerate_failure", a)?;
         let (codes, hashes) = backup::generate(&app.keys.backup, user_id);
         repo::replace_backup_codes(tx, user_id, &hashes)?;
         event(tx, user_id, "regenerate", app.now(), a)?;
