@@ -380,7 +380,7 @@ fn check(config: &Config) -> Result<(), String> {
         config.data_dir.display()
     );
     let key_source = if config.secret_key.is_some() {
-        "SLUGBASE_SECRET_KEY (secret_key)".to_string()
+        "the secret_key setting (SLUGBASE_SECRET_KEY)".to_string()
     } else {
         config.key_path().display().to_string()
     };

@@ -145,10 +145,6 @@ async fn setup(
         password: b.password,
     };
     let (user, s) = app.db.run(move |c| signin::setup(&a, c, req)).await?;
-    tracing::info!(
-        user = user.id,
-        "first admin account created through setup; setup is now closed"
-    );
     session::set_cookies(app, jar, s);
     Ok((Status::Created, Json(user)))
 }
