@@ -163,20 +163,21 @@ async fn async_user(c: &AsyncClient, email: &str) -> String {
         .access
 }
 
+async fn async_begin(c: &AsyncClient, jwt: &str) -> Vec<u8> {
+    let res = c
+        .post("/api/auth/mfa/enroll/begin")
+        .header(bearer(jwt))
+        .dispatch()
+        .await;
+    let body = res.into_json::<serde_json::Value>().await.unwrap();
+    decode_secret(body["secret"].as_str().unwrap())
+}
+
 #[rocket::async_test]
 async fn racing_confirms_enable_once_with_one_code_set() {
     let (c, _clock, _dir) = async_server().await;
     let jwt = async_user(&c, "ann@example.com").await;
-    let res = c
-        .post("/api/auth/mfa/enroll/begin")
-        .header(bearer(&jwt))
-        .dispatch()
-        .await;
-    let secret = decode_secret(
-        res.into_json::<serde_json::Value>().await.unwrap()["secret"]
-            .as_str()
-            .unwrap(),
-    );
+    let secret = async_begin(&c, &jwt).await;
     let body = json!({"code": code_at(&secret, T0)}).to_string();
     let send = || {
         c.post("/api/auth/mfa/enroll/confirm")
@@ -204,16 +205,7 @@ async fn racing_confirms_enable_once_with_one_code_set() {
 async fn racing_backup_code_spends_once() {
     let (c, _clock, _dir) = async_server().await;
     let jwt = async_user(&c, "ann@example.com").await;
-    let res = c
-        .post("/api/auth/mfa/enroll/begin")
-        .header(bearer(&jwt))
-        .dispatch()
-        .await;
-    let secret = decode_secret(
-        res.into_json::<serde_json::Value>().await.unwrap()["secret"]
-            .as_str()
-            .unwrap(),
-    );
+    let secret = async_begin(&c, &jwt).await;
     let res = c
         .post("/api/auth/mfa/enroll/confirm")
         .header(bearer(&jwt))
