@@ -18,6 +18,8 @@
     mfaMode: 'totp', // sign-in second step: 'totp' | 'backup'
     confirmMode: 'totp',
     setupToken: '',
+    events: [], // last GET /api/auth/mfa/events
+    eventsAll: false, // show every event, not just the newest
   };
 
   // ---------------------------------------------------------------- API
@@ -580,11 +582,18 @@
     $('confirm-panel').hidden = p !== 'confirm';
   }
 
+  const EVENTS_SHOWN = 8;
+
   function renderEvents(events) {
+    state.events = events;
     const list = $('events-list');
     list.replaceChildren();
     $('events-empty').hidden = events.length > 0;
-    for (const e of events) {
+    const more = $('events-more');
+    more.hidden = events.length <= EVENTS_SHOWN;
+    more.textContent = state.eventsAll ? 'Show fewer' : `Show all ${events.length}`;
+    more.setAttribute('aria-expanded', String(!!state.eventsAll));
+    for (const e of state.eventsAll ? events : events.slice(0, EVENTS_SHOWN)) {
       const info = eventInfo(e.event);
       const li = document.createElement('li');
       li.className = `event-row${info.tone ? ` event-${info.tone}` : ''}`;
@@ -611,6 +620,11 @@
       list.append(li);
     }
   }
+
+  $('events-more').addEventListener('click', () => {
+    state.eventsAll = !state.eventsAll;
+    renderEvents(state.events || []);
+  });
 
   // --------------------------------------------------------- Enrollment
 

@@ -10,7 +10,8 @@
 //!
 //! Without Chromium the test prints "SKIPPED" and passes, except when `CI` is
 //! set: then it fails. `SLUGBASE_E2E_BIN` runs a prebuilt binary instead of
-//! building one; `SLUGBASE_E2E_VERBOSE` echoes the server log.
+//! building one; `SLUGBASE_E2E_VERBOSE` echoes the server log;
+//! `SLUGBASE_E2E_UPDATE_DOCS` refreshes `docs/enrollment.png`.
 
 mod e2e;
 
@@ -82,6 +83,14 @@ fn browser_walkthrough() {
         shots_dir: shots.dir().to_path_buf(),
     };
     Shots::reset(&b);
+    b.cdp(
+        "Page.addScriptToEvaluateOnNewDocument",
+        json!({ "source": "window.__cspViolations = []; document.addEventListener('securitypolicyviolation', e => window.__cspViolations.push(e.violatedDirective + ' ' + e.blockedURI));" }),
+    );
+    b.cdp(
+        "Browser.grantPermissions",
+        json!({ "origin": server.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
+    );
 
     walk(&b, &server, &setup_link, &mut shots, downloads.path());
 
@@ -120,6 +129,18 @@ fn wait_account(b: &Session) {
 }
 
 fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downloads: &Path) {
+    // Before setup, the sign-in page points to the setup link, and /setup
+    // without the token explains where to find it.
+    b.goto(&format!("{}/", server.base));
+    b.wait_visible("#login-setup-hint");
+    assert!(
+        b.url().ends_with("/login"),
+        "/ without a session shows {}",
+        b.url()
+    );
+    b.goto(&format!("{}/setup", server.base));
+    b.wait_visible("#setup-notoken");
+
     // 1. Open the setup link from the server log.
     assert!(
         setup_link.starts_with(&server.base),
@@ -153,14 +174,35 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     );
     shots.take(b, "account");
 
-    // 3. Sign out, then sign in; a wrong password first.
+    // 3. Sign out, then sign in; a wrong password first. The used setup link
+    // now says that the server is set up and leads to the sign-in page.
     sign_out(b);
     shots.take(b, "login");
+    b.goto(setup_link);
+    b.wait_visible("#setup-closed");
+    shots.take(b, "setup-closed");
+    b.click("#setup-closed-login");
+    b.wait_visible("#login-form");
+    assert!(
+        !b.is_visible("#login-setup-hint"),
+        "the setup hint shows after setup"
+    );
     sign_in_password(b, "wrong password");
     let wrong_password = b.wait_text("#login-error", "Wrong email or password");
     shots.take(b, "login-wrong-password");
     sign_in_password(b, PASSWORD);
     wait_account(b);
+
+    // An unfinished setup survives a reload and can be cancelled.
+    b.click("#mfa-enable");
+    b.wait_visible("#enroll-panel");
+    b.goto(&format!("{}/account", server.base));
+    wait_account(b);
+    b.wait_visible("#mfa-pending");
+    shots.take(b, "mfa-setup-unfinished");
+    b.click("#mfa-pending-cancel");
+    b.wait_visible("#mfa-actions-off");
+    b.wait_text("#account-notice", "Setup cancelled");
 
     // 4. Enable MFA: read the secret from the page, confirm with oathtool's code.
     b.click("#mfa-enable");
@@ -189,13 +231,26 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
         .exec("const r = document.getElementById('mfa-card').getBoundingClientRect(); return r.bottom + scrollY + 24;", json!([]))
         .as_f64()
         .expect("the MFA card's position");
+    // It goes to screenshots/ on every run, and to docs/ (a tracked file) only
+    // when that is missing or SLUGBASE_E2E_UPDATE_DOCS is set.
+    let png = b.screenshot_top(1280.0, bottom.ceil());
+    std::fs::write(shots.dir().join("enrollment.png"), &png).expect("writing enrollment.png");
     let docs = harness::repo_dir().join("docs");
-    std::fs::create_dir_all(&docs).expect("docs/");
-    std::fs::write(
-        docs.join("enrollment.png"),
-        b.screenshot_top(1280.0, bottom.ceil()),
-    )
-    .expect("writing docs/enrollment.png");
+    if std::env::var_os("SLUGBASE_E2E_UPDATE_DOCS").is_some()
+        || !docs.join("enrollment.png").exists()
+    {
+        std::fs::create_dir_all(&docs).expect("docs/");
+        std::fs::write(docs.join("enrollment.png"), &png).expect("writing docs/enrollment.png");
+    }
+
+    b.click("#enroll-secret-copy");
+    b.wait_text("#enroll-secret-copy", "Copied");
+    let copied = b.exec("return navigator.clipboard.readText();", json!([]));
+    assert_eq!(
+        copied.as_str(),
+        Some(secret.as_str()),
+        "Copy key did not copy the secret"
+    );
 
     let mut totp = Totp::new(&secret);
     b.fill("#enroll-code", &totp.wrong_code());
@@ -290,12 +345,37 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.click("#tokens-list button[data-action=revoke-confirm]");
     b.wait_visible("#tokens-empty");
 
+    // New backup codes, confirmed with an old backup code and the password.
+    b.click("#regen-open");
+    b.wait_visible("#confirm-panel");
+    b.click("#confirm-toggle");
+    b.wait_text("#confirm-code-label", "Backup code");
+    b.fill("#confirm-code", &codes[1]);
+    b.fill("#confirm-password", PASSWORD);
+    shots.take(b, "regenerate");
+    b.click("#confirm-submit");
+    b.wait_visible("#codes-panel");
+    b.wait_text("#codes-lead", "old backup codes no longer work");
+    let new_codes: Vec<String> = serde_json::from_value(b.exec(
+        "return [...document.querySelectorAll('#backup-codes code')].map(c => c.textContent);",
+        json!([]),
+    ))
+    .expect("new backup codes");
+    assert_eq!(new_codes.len(), 10);
+    assert!(
+        new_codes.iter().all(|c| !codes.contains(c)),
+        "the new codes repeat old ones"
+    );
+    b.click("#codes-saved");
+    b.click("#codes-continue");
+    b.wait_text("#mfa-summary", "10 unused backup codes");
+
     // 10. Turn MFA off with a backup code; a wrong password first (not a sign-out).
     b.click("#disable-open");
     b.wait_visible("#confirm-panel");
     b.click("#confirm-toggle");
     b.wait_text("#confirm-code-label", "Backup code");
-    b.fill("#confirm-code", &codes[1]);
+    b.fill("#confirm-code", &new_codes[0]);
     b.fill("#confirm-password", "not my password");
     b.click("#confirm-submit");
     b.wait_text("#confirm-error", "password is not correct");
@@ -304,17 +384,54 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
         "a wrong password must not sign out"
     );
     shots.take(b, "disable-wrong-password");
-    b.fill("#confirm-code", &codes[2]);
+    b.fill("#confirm-code", &new_codes[1]);
     b.fill("#confirm-password", PASSWORD);
     b.click("#confirm-submit");
     b.wait_text("#mfa-badge", "Off");
     b.wait_text("#account-notice", "Two-step verification is off");
     shots.take(b, "account-mfa-off");
+    assert_no_csp_violations(b);
 
     // Still signed in after a reload, which serves the page at /account.
     b.goto(&format!("{}/account", server.base));
     wait_account(b);
     assert_eq!(b.text("#mfa-badge"), "Off");
+
+    // Too many wrong passwords: the page says when to try again.
+    sign_out(b);
+    // The server allows 10 failed sign-ins per account in 15 minutes; one failed earlier.
+    let mut limited = String::new();
+    for _ in 0..15 {
+        sign_in_password(b, "still the wrong password");
+        let answer = b.wait_for("an answer to the sign-in", || {
+            let idle = b.exec(
+                "return !document.getElementById('login-submit').disabled;",
+                json!([]),
+            );
+            let t = b.text("#login-error");
+            (idle.as_bool() == Some(true) && !t.is_empty()).then_some(t)
+        });
+        if answer.contains("Too many attempts") {
+            limited = answer;
+            break;
+        }
+        assert!(
+            answer.contains("Wrong email or password"),
+            "unexpected: {answer:?}"
+        );
+    }
+    assert!(
+        limited.contains("Try again in"),
+        "the rate limit message lacks a time: {limited:?}"
+    );
+    shots.take(b, "login-rate-limited");
+    assert_no_csp_violations(b);
+}
+
+/// Fails on any Content-Security-Policy violation the page reported since it loaded.
+fn assert_no_csp_violations(b: &Session) {
+    let v = b.exec("return window.__cspViolations || [];", json!([]));
+    assert_eq!(v, json!([]), "the page broke its Content-Security-Policy");
 }
 
 /// Waits for the downloaded backup codes file and returns its text.

@@ -392,8 +392,14 @@ pub const VIEWPORTS: [(&str, u32, u32, bool); 2] =
     [("desktop", 1280, 800, false), ("phone", 360, 740, true)];
 
 impl Shots {
+    /// Uses `dir`, removing the PNGs an earlier run left there.
     pub fn new(dir: PathBuf) -> Shots {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if entry.path().extension().is_some_and(|x| x == "png") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Shots { dir, count: 0 }
     }
 
@@ -423,11 +429,9 @@ impl Shots {
         Shots::emulate(b, "light", 1280, 800, false);
     }
 
-    /// Takes the four screenshots of the current screen as `NN-name-scheme-size.png`
-    /// and returns the path of the light desktop one.
-    pub fn take(&mut self, b: &Session, name: &str) -> PathBuf {
+    /// Takes the four screenshots of the current screen as `NN-name-scheme-size.png`.
+    pub fn take(&mut self, b: &Session, name: &str) {
         self.count += 1;
-        let mut light_desktop = PathBuf::new();
         for scheme in ["light", "dark"] {
             for (size, width, height, mobile) in VIEWPORTS {
                 Shots::emulate(b, scheme, width, height, mobile);
@@ -439,13 +443,9 @@ impl Shots {
                     .join(format!("{:02}-{name}-{scheme}-{size}.png", self.count));
                 std::fs::write(&path, png)
                     .unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
-                if scheme == "light" && size == "desktop" {
-                    light_desktop = path;
-                }
             }
         }
         Shots::reset(b);
-        light_desktop
     }
 
     /// Writes a screenshot of whatever is on screen now (used when the test fails).
