@@ -271,6 +271,17 @@ fn backup(config: &Config, dest: &Path) -> Result<(), String> {
             return Err("the backup file cannot be the live database".into());
         }
     }
+    if let Some(dir) = dest
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let src = db::open(&src_path)?;
     let mut tmp = dest.as_os_str().to_owned();
     tmp.push(".partial");
@@ -343,15 +354,12 @@ fn integrity(conn: &rusqlite::Connection) -> Result<(), String> {
             .map_err(|e| format!("cannot run {sql}: {e}"))?;
         let out = st
             .query_map([], |r| {
-                let n = r.as_ref().column_count();
-                let cols: Vec<String> = (0..n)
+                use rusqlite::types::ValueRef;
+                let cols: Vec<String> = (0..r.as_ref().column_count())
                     .map(|i| match r.get_ref(i) {
-                        Ok(v) => match v {
-                            rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into(),
-                            rusqlite::types::ValueRef::Integer(i) => i.to_string(),
-                            _ => String::new(),
-                        },
-                        Err(_) => String::new(),
+                        Ok(ValueRef::Text(t)) => String::from_utf8_lossy(t).into_owned(),
+                        Ok(ValueRef::Integer(n)) => n.to_string(),
+                        _ => String::new(),
                     })
                     .collect();
                 Ok(cols.join(" "))

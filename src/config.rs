@@ -77,7 +77,8 @@ impl Default for Config {
             pool_size: 8,
             // Rocket's generated handler code logs every failed guard as a warning under the
             // handler's module (slugbase::api::*::_); the JSON error already says it all.
-            log_filter: "info,rocket=error,refinery_core=warn,hyper=warn,slugbase::api=error".into(),
+            log_filter: "info,rocket=error,refinery_core=warn,hyper=warn,slugbase::api=error"
+                .into(),
             log_format: "text".into(),
         }
     }

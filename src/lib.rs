@@ -39,7 +39,8 @@ pub fn prepare_data_dir(config: &Config) -> Result<(), String> {
         use std::os::unix::fs::PermissionsExt;
         let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
     }
-    let probe = dir.join(".write-test");
+    // One per process: a CLI command may run while the server starts.
+    let probe = dir.join(format!(".write-test-{}", std::process::id()));
     fs::write(&probe, b"ok")
         .and_then(|_| fs::remove_file(&probe))
         .map_err(|e| format!("data folder {} is not writable: {e}", dir.display()))
@@ -49,8 +50,18 @@ pub fn prepare_data_dir(config: &Config) -> Result<(), String> {
 /// at start-up, reported as one line.
 pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String> {
     prepare_data_dir(config)?;
-    let master = keys::load_master(config)?;
     let path = config.db_path();
+    if config.secret_key.is_none() && !config.key_path().exists() && path.exists() {
+        return Err(format!(
+            "the secret key {} is missing but the database {} exists: restore the key file from \
+             the same backup as the database, or set SLUGBASE_SECRET_KEY (a new key would make \
+             its TOTP secrets, sessions and API tokens unusable; to start over on purpose, move \
+             the database away)",
+            config.key_path().display(),
+            path.display()
+        ));
+    }
+    let master = keys::load_master(config)?;
     let mut conn = db::open(&path)?;
     db::migrate(&mut conn)?;
     drop(conn);
@@ -105,6 +116,11 @@ pub fn rocket_for(figment: Figment, app: App) -> Rocket<Build> {
                         tracing::info!("no account exists yet; create the first admin at {base}/setup?token={t}");
                     }
                 }
+            })
+        }))
+        .attach(AdHoc::on_shutdown("announce shutdown", |_| {
+            Box::pin(async {
+                tracing::info!("shutdown requested: finishing the requests in flight");
             })
         }))
         .attach(AdHoc::on_liftoff("purge", move |_| {

@@ -143,6 +143,9 @@ pub fn setup(app: &App, conn: &mut Connection, req: Setup) -> ApiResult<(User, N
     if let Ok(mut t) = app.setup_token.lock() {
         *t = None;
     }
-    tracing::info!(user = out.0.id, "first admin created through setup; setup is now closed");
+    tracing::info!(
+        user = out.0.id,
+        "first admin created through setup; setup is now closed"
+    );
     Ok(out)
 }

@@ -33,6 +33,14 @@ pub struct Db {
 /// Per-connection settings: WAL for concurrent readers, enforced foreign keys, and a busy
 /// timeout so writers queue instead of failing at once.
 fn init(conn: &mut Connection) -> rusqlite::Result<()> {
+    // SQLite quietly opens a write-protected file read-only. Refuse such a connection: kept in
+    // the pool it would fail every write even after the file is writable again.
+    if conn.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+            Some("the database file is read-only".into()),
+        ));
+    }
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;

@@ -71,11 +71,13 @@ pub fn by_id(conn: &Connection, id: i64, now: i64) -> Result<Option<SessionUser>
     find(conn, "id", &id, now)
 }
 
-/// Records activity, at most once a minute, to keep reads cheap.
+/// Records activity, at most once a minute, to keep reads cheap. Best effort: a locked or
+/// full database must not turn an authenticated read into an error.
 pub fn touch(conn: &Connection, s: &SessionUser, now: i64) -> Result<(), ApiError> {
     if now - s.last_seen_at >= 60 {
-        conn.prepare_cached("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2")?
-            .execute(params![now, s.session_id])?;
+        let _ = conn
+            .prepare_cached("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2")
+            .and_then(|mut st| st.execute(params![now, s.session_id]));
     }
     Ok(())
 }

@@ -77,8 +77,10 @@ pub fn authenticate(conn: &Connection, hash: &[u8], now: i64) -> Result<Option<U
         return Ok(None);
     };
     if last_used.is_none_or(|t| now - t >= 60) {
-        conn.prepare_cached("UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2")?
-            .execute(params![now, id])?;
+        // Best effort, as for sessions: a read must not fail on this bookkeeping write.
+        let _ = conn
+            .prepare_cached("UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2")
+            .and_then(|mut st| st.execute(params![now, id]));
     }
     Ok(Some(user))
 }
