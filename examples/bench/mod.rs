@@ -1,0 +1,577 @@
+//! The benchmark suite: seeds databases of two sizes, starts the release server on each, runs
+//! every workload at two connection counts, and prints one markdown table of figures and one
+//! of targets (ratios from the same run).
+//!
+//! `cargo run --release --example bench` (full, about seven minutes) or `-- --smoke` (a
+//! few seconds per figure, only checks that everything still works).
+
+#![allow(dead_code)]
+
+pub mod http;
+pub mod load;
+pub mod report;
+pub mod seed;
+pub mod server;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rand::RngCore;
+use slugbase::keys::Keys;
+
+use load::{Auth, Outcome};
+use report::{Figure, Report};
+use seed::{Pool, User};
+use server::Server;
+
+/// Settings of one run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub smoke: bool,
+    pub server_bin: Option<PathBuf>,
+    /// Build the server binary with cargo first (when no --server-bin is given).
+    pub build: bool,
+    pub scales: Vec<usize>,
+    pub conns: Vec<usize>,
+    pub warmup: Duration,
+    pub measure: Duration,
+    pub argon2_secs: f64,
+    /// Only benchmarks whose name contains one of these (empty: all).
+    pub only: Vec<String>,
+    /// Keep the temporary data folders (their path is printed).
+    pub keep: bool,
+}
+
+impl Options {
+    pub fn full() -> Options {
+        Options {
+            smoke: false,
+            server_bin: None,
+            build: true,
+            scales: vec![1_000, 100_000],
+            conns: vec![16, 64],
+            warmup: Duration::from_secs(2),
+            measure: Duration::from_secs(10),
+            argon2_secs: 3.0,
+            only: Vec::new(),
+            keep: false,
+        }
+    }
+
+    pub fn smoke() -> Options {
+        Options {
+            smoke: true,
+            scales: vec![200, 2_000],
+            // Light enough for any CI machine: 64 concurrent logins cost the server over 1 GiB.
+            conns: vec![4, 16],
+            warmup: Duration::from_millis(150),
+            measure: Duration::from_millis(400),
+            argon2_secs: 0.3,
+            ..Options::full()
+        }
+    }
+
+    /// Parses the command line (without the program name).
+    pub fn parse(args: &[String]) -> Result<Options, String> {
+        let mut o = if args.iter().any(|a| a == "--smoke") {
+            Options::smoke()
+        } else {
+            Options::full()
+        };
+        let mut it = args.iter();
+        let secs = |v: Option<&String>, name: &str| -> Result<Duration, String> {
+            v.and_then(|s| s.parse::<f64>().ok())
+                .filter(|s| *s >= 0.0)
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| format!("{name} needs a number of seconds"))
+        };
+        let list = |v: Option<&String>, name: &str| -> Result<Vec<usize>, String> {
+            v.ok_or_else(|| format!("{name} needs a comma-separated list"))?
+                .split(',')
+                .map(|s| {
+                    s.trim()
+                        .parse::<usize>()
+                        .map_err(|_| format!("{name}: not a number: {s}"))
+                })
+                .collect()
+        };
+        while let Some(a) = it.next() {
+            match a.as_str() {
+                "--smoke" => {}
+                "--server-bin" => {
+                    o.server_bin =
+                        Some(PathBuf::from(it.next().ok_or("--server-bin needs a path")?))
+                }
+                "--no-build" => o.build = false,
+                "--scales" => o.scales = list(it.next(), "--scales")?,
+                "--conns" => o.conns = list(it.next(), "--conns")?,
+                "--warmup" => o.warmup = secs(it.next(), "--warmup")?,
+                "--duration" => o.measure = secs(it.next(), "--duration")?,
+                "--only" => {
+                    o.only = it
+                        .next()
+                        .ok_or("--only needs names")?
+                        .split(',')
+                        .map(str::to_string)
+                        .collect()
+                }
+                "--keep" => o.keep = true,
+                "-h" | "--help" => return Err(USAGE.into()),
+                other => return Err(format!("unknown argument {other}\n{USAGE}")),
+            }
+        }
+        if o.scales.is_empty() || o.conns.is_empty() || o.scales.iter().any(|&s| s < 20) {
+            return Err(
+                "--scales and --conns need at least one value; scales need 20 users or more".into(),
+            );
+        }
+        Ok(o)
+    }
+
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| name.contains(o.as_str()))
+    }
+}
+
+pub const USAGE: &str = "usage: bench [--smoke] [--server-bin PATH] [--no-build] [--scales 1000,100000] \
+[--conns 16,64] [--warmup SECS] [--duration SECS] [--only health,status,begin,cycle,verify,login] [--keep]";
+
+fn log(msg: &str) {
+    eprintln!("[bench] {msg}");
+}
+
+/// Runs the suite from command-line arguments; prints the report on stdout. Returns the exit
+/// code: 0 when every request succeeded (missed targets are reported, not fatal), 1 otherwise.
+pub fn main_with_args(args: &[String]) -> i32 {
+    let opts = match Options::parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    match run(&opts) {
+        Ok(rep) => {
+            println!("{}", rep.markdown());
+            exit_code(&rep)
+        }
+        Err(e) => {
+            eprintln!("bench: error: {e}");
+            1
+        }
+    }
+}
+
+/// 0 when every request of the run succeeded; missed targets are reported, not fatal.
+pub fn exit_code(rep: &Report) -> i32 {
+    if rep.errors() > 0 {
+        eprintln!(
+            "bench: {} requests failed (see the errors column)",
+            rep.errors()
+        );
+        1
+    } else {
+        0
+    }
+}
+
+/// One-core argon2id verifications per second, with the server's parameters.
+fn argon2_rate(hash: &str, secs: f64) -> f64 {
+    let t0 = Instant::now();
+    let mut n = 0u64;
+    while n < 2 || t0.elapsed().as_secs_f64() < secs {
+        assert!(slugbase::auth::password::verify(seed::PASSWORD, hash));
+        n += 1;
+    }
+    n as f64 / t0.elapsed().as_secs_f64()
+}
+
+struct Ctx<'a> {
+    opts: &'a Options,
+    rt: tokio::runtime::Runtime,
+    keys: Keys,
+    rep: &'a mut Report,
+}
+
+impl Ctx<'_> {
+    fn measure<W: load::Workload>(
+        &mut self,
+        srv: &Server,
+        scale: usize,
+        name: &str,
+        conns: usize,
+        w: Arc<W>,
+    ) -> Outcome {
+        let o = self.rt.block_on(load::run(
+            w,
+            srv.addr,
+            conns,
+            self.opts.warmup,
+            self.opts.measure,
+            srv.pid,
+        ));
+        log(&format!(
+            "{scale:>7} users  {name:<32} {conns:>3} conns  {:>9.1}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}",
+            o.rate(),
+            o.q_ms(0.5),
+            o.q_ms(0.99),
+            o.errors,
+            o.error_samples.first().map(|e| format!(" ({e})")).unwrap_or_default()
+        ));
+        for e in &o.error_samples {
+            self.rep.notes.push(format!(
+                "error in {name} at {scale} users, {conns} conns: {e}"
+            ));
+        }
+        self.rep.figures.push(Figure {
+            scale,
+            name: name.to_string(),
+            conns,
+            out: o.clone(),
+        });
+        o
+    }
+}
+
+/// Runs everything and returns the report.
+pub fn run(opts: &Options) -> Result<Report, String> {
+    let t_all = Instant::now();
+    let bin = server::server_binary(opts.server_bin.clone(), opts.build, &mut |m| log(m))?;
+    let bin_size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut rep = Report::new(opts, cores, bin.display().to_string(), bin_size);
+
+    let mut master = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut master);
+    let key_b64 = STANDARD.encode(master);
+    let keys = Keys::derive(&master);
+
+    log("one shared argon2id hash for every seeded account");
+    let pw_hash = slugbase::auth::password::hash(seed::PASSWORD)?;
+    log(&format!(
+        "argon2id on one core for {:.1} s",
+        opts.argon2_secs
+    ));
+    rep.argon2_per_core = argon2_rate(&pw_hash, opts.argon2_secs);
+    log(&format!(
+        "argon2id: {:.1} verifications/s on one core",
+        rep.argon2_per_core
+    ));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the load runtime: {e}"))?;
+    let mut ctx = Ctx {
+        opts,
+        rt,
+        keys,
+        rep: &mut rep,
+    };
+    let largest = *opts.scales.iter().max().unwrap_or(&0);
+    for &scale in &opts.scales {
+        run_scale(&mut ctx, &bin, &key_b64, &pw_hash, scale, scale == largest)?;
+    }
+    rep.total_secs = t_all.elapsed().as_secs_f64();
+    Ok(rep)
+}
+
+fn run_scale(
+    ctx: &mut Ctx<'_>,
+    bin: &std::path::Path,
+    key_b64: &str,
+    pw_hash: &str,
+    scale: usize,
+    largest: bool,
+) -> Result<(), String> {
+    let opts = ctx.opts;
+    let dir = tempfile::Builder::new()
+        .prefix("slugbase-bench-")
+        .tempdir()
+        .map_err(|e| e.to_string())?;
+    let data = dir.path().to_path_buf();
+    let db_path = data.join("slugbase.db");
+    let log_path = data.join("server.log");
+    log(&format!(
+        "scale {scale}: seeding {} (every {}th account with MFA on)",
+        data.display(),
+        seed::MFA_EVERY
+    ));
+    let t = Instant::now();
+    let mut conn = seed::open(&db_path)?;
+    let users = Arc::new(seed::users(
+        &mut conn,
+        &ctx.keys,
+        1,
+        scale,
+        Some(pw_hash),
+        true,
+        true,
+        "user",
+    )?);
+    // Closed before the server starts: the last connection to close checkpoints the WAL, and
+    // an open one here would leave the server's restart to replay it.
+    drop(conn);
+    let seed_secs = t.elapsed().as_secs_f64();
+    log(&format!(
+        "scale {scale}: {} users with a token and a session each in {seed_secs:.2} s",
+        users.len()
+    ));
+    let plain: Arc<Vec<usize>> = Arc::new((0..users.len()).filter(|&i| !users[i].mfa).collect());
+    let mut next_id = scale as i64 + 1;
+
+    let srv = Server::start(bin, &data, key_b64, &log_path)?;
+    log(&format!(
+        "scale {scale}: server pid {} on {}, healthy {:.1} ms after start",
+        srv.pid,
+        srv.addr,
+        srv.start_to_healthy.as_secs_f64() * 1e3
+    ));
+    std::thread::sleep(Duration::from_millis(if opts.smoke { 200 } else { 1000 }));
+    let idle = srv.rss_kib().0;
+    let mut proc_fig = report::Process {
+        scale,
+        seed_secs,
+        first_start_ms: srv.start_to_healthy.as_secs_f64() * 1e3,
+        idle_rss_kib: idle,
+        ..Default::default()
+    };
+
+    let conns_list = opts.conns.clone();
+    if opts.wants("health") {
+        for &c in &conns_list {
+            ctx.measure(&srv, scale, "health", c, Arc::new(load::Health));
+        }
+    }
+    for auth in Auth::ALL {
+        if opts.wants(auth.name()) {
+            for &c in &conns_list {
+                ctx.measure(
+                    &srv,
+                    scale,
+                    auth.name(),
+                    c,
+                    Arc::new(load::Status {
+                        users: users.clone(),
+                        auth,
+                    }),
+                );
+            }
+        }
+    }
+    let mut pairs_rate = 0.0f64;
+    if opts.wants("begin→cancel") || opts.wants("begin") {
+        for &c in &conns_list {
+            let w = Arc::new(load::BeginCancel {
+                users: users.clone(),
+                plain: plain.clone(),
+                conns: c,
+            });
+            pairs_rate =
+                pairs_rate.max(ctx.measure(&srv, scale, "begin→cancel pairs", c, w).rate());
+        }
+    }
+    proc_fig.hwm_before_pools_kib = srv.rss_kib().1;
+    if opts.wants("cycle") {
+        // Fresh password-less users, inserted while the server is idle; sized from the
+        // measured rate so the pool lasts the window.
+        let mut est = if pairs_rate > 0.0 {
+            pairs_rate / 2.0
+        } else {
+            500.0
+        };
+        for &c in &conns_list {
+            let n = pool_size(est, opts, c);
+            let mut conn = seed::open(&db_path)?;
+            let fresh = seed::users(
+                &mut conn, &ctx.keys, next_id, n, None, false, false, "fresh",
+            )?;
+            next_id += n as i64;
+            let w = Arc::new(load::Cycle {
+                pool: Pool::new(fresh),
+            });
+            let o = ctx.measure(&srv, scale, "enroll→confirm→disable cycles", c, w.clone());
+            note_pool(
+                ctx,
+                "cycle",
+                scale,
+                c,
+                w.pool.used(),
+                w.pool.len(),
+                o.exhausted,
+            );
+            est = est.max(o.rate());
+        }
+    }
+    if largest && opts.wants("verify") {
+        let mfa_users: Vec<&User> = users.iter().filter(|u| u.mfa).collect();
+        check_real_login(ctx, &srv, &db_path, &mfa_users)?;
+        // A verify is one write transaction, a pair two: start from twice the pair rate.
+        let mut est = if pairs_rate > 0.0 {
+            2.0 * pairs_rate
+        } else {
+            4000.0
+        };
+        for &c in &conns_list {
+            let n = pool_size(est, opts, c);
+            let pend = seed::pending(&mut seed::open(&db_path)?, &ctx.keys, &mfa_users, n)?;
+            let w = Arc::new(load::Verify {
+                pool: Pool::new(pend),
+            });
+            let o = ctx.measure(&srv, scale, "login step-up (mfa/verify)", c, w.clone());
+            note_pool(
+                ctx,
+                "verify",
+                scale,
+                c,
+                w.pool.used(),
+                w.pool.len(),
+                o.exhausted,
+            );
+            est = est.max(o.rate());
+        }
+    }
+    proc_fig.hwm_before_login_kib = srv.rss_kib().1;
+    if largest && opts.wants("login") {
+        for &c in &conns_list {
+            let w = Arc::new(load::Login {
+                users: users.clone(),
+                plain: plain.clone(),
+                conns: c,
+            });
+            ctx.measure(&srv, scale, "password login", c, w);
+        }
+    }
+    proc_fig.hwm_end_kib = srv.rss_kib().1;
+    proc_fig.wal_bytes = std::fs::metadata(data.join("slugbase.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    {
+        let conn = seed::open(&db_path)?;
+        proc_fig.rows = [
+            "users",
+            "sessions",
+            "api_tokens",
+            "backup_codes",
+            "mfa_events",
+        ]
+        .iter()
+        .map(|t| (t.to_string(), seed::count(&conn, t)))
+        .collect();
+    }
+    srv.stop();
+    proc_fig.db_bytes = std::fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0);
+
+    // Restart on the existing database: start-to-healthy and idle RSS of a fresh process.
+    let srv = Server::start(bin, &data, key_b64, &log_path)?;
+    proc_fig.restart_ms = srv.start_to_healthy.as_secs_f64() * 1e3;
+    std::thread::sleep(Duration::from_millis(if opts.smoke { 200 } else { 1000 }));
+    proc_fig.restart_idle_rss_kib = srv.rss_kib().0;
+    log(&format!(
+        "scale {scale}: restart on the seeded database healthy after {:.1} ms, idle RSS {} KiB",
+        proc_fig.restart_ms, proc_fig.restart_idle_rss_kib
+    ));
+    srv.stop();
+    ctx.rep.processes.push(proc_fig);
+    if opts.keep {
+        let kept = dir.keep();
+        log(&format!("kept {}", kept.display()));
+    }
+    Ok(())
+}
+
+/// Items for one pooled run: the estimated rate over warm-up and window, doubled, plus slack.
+fn pool_size(rate: f64, opts: &Options, conns: usize) -> usize {
+    let secs = (opts.warmup + opts.measure).as_secs_f64();
+    ((rate * secs * 2.0) as usize + 20 * conns).clamp(200, 400_000)
+}
+
+fn note_pool(
+    ctx: &mut Ctx<'_>,
+    what: &str,
+    scale: usize,
+    conns: usize,
+    used: usize,
+    len: usize,
+    exhausted: bool,
+) {
+    let mut s = format!("{what} pool at {scale} users, {conns} conns: {used} of {len} used");
+    if exhausted {
+        let _ = write!(
+            s,
+            " (ran out: the window was cut short at the last completion)"
+        );
+    }
+    log(&s);
+    ctx.rep.notes.push(s);
+}
+
+/// Signs in a few MFA users with their password over HTTP to check that the real first step
+/// answers `mfa_required` with the pending cookie, and that this cookie passes `verify` like
+/// the seeded challenges do. Not timed.
+fn check_real_login(
+    ctx: &mut Ctx<'_>,
+    srv: &Server,
+    db_path: &std::path::Path,
+    mfa_users: &[&User],
+) -> Result<(), String> {
+    let keys = ctx.keys.clone();
+    let addr = srv.addr;
+    let users: Vec<(i64, String)> = mfa_users
+        .iter()
+        .take(2)
+        .map(|u| (u.id, u.email.clone()))
+        .collect();
+    let conn = seed::open(db_path)?;
+    let mut codes = Vec::new();
+    for (id, _) in &users {
+        let (shown, hashes) = slugbase::mfa::backup::generate(&keys.backup, *id);
+        slugbase::db::mfa::replace_backup_codes(&conn, *id, &hashes).map_err(|e| e.message)?;
+        codes.push(shown[0].clone());
+    }
+    drop(conn);
+    ctx.rt.block_on(async move {
+        let mut c = http::Conn::new(addr);
+        for ((_, email), code) in users.iter().zip(codes) {
+            let body =
+                serde_json::json!({ "email": email, "password": seed::PASSWORD }).to_string();
+            let r = c
+                .request("POST", "/api/auth/login", &[], Some(body.as_bytes()))
+                .await
+                .map_err(|e| e.to_string())?;
+            let pending = r.cookie("slugbase.mfa_pending").map(str::to_string);
+            if r.status != 200 || !r.excerpt().contains("mfa_required") || pending.is_none() {
+                return Err(format!(
+                    "login of an MFA user: HTTP {} {}",
+                    r.status,
+                    r.excerpt()
+                ));
+            }
+            let cookie = format!("slugbase.mfa_pending={}", pending.unwrap_or_default());
+            let body = serde_json::json!({ "code": code }).to_string();
+            let r = c
+                .request(
+                    "POST",
+                    "/api/auth/mfa/verify",
+                    &[("Cookie", &cookie)],
+                    Some(body.as_bytes()),
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+            if r.status != 200 || r.cookie("slugbase.sid").is_none() {
+                return Err(format!(
+                    "verify after a real login: HTTP {} {}",
+                    r.status,
+                    r.excerpt()
+                ));
+            }
+        }
+        Ok(())
+    })
+}
