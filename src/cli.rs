@@ -153,8 +153,12 @@ fn run(cmd: Cmd, figment: figment::Figment, config: &Config) -> Result<(), Strin
 
 fn serve(figment: figment::Figment, config: &Config) -> Result<(), String> {
     let app = crate::open_app(config, Arc::new(SystemClock))?;
+    let db = app.db.clone();
     rocket::execute(async move {
-        match crate::rocket_for(figment, app).launch().await {
+        let launched = crate::rocket_for(figment, app).launch().await;
+        // Activity recorded by the last requests in flight.
+        db.flush_activity().await;
+        match launched {
             Ok(_) => {
                 tracing::info!("slugbase stopped: in-flight requests finished");
                 Ok(())

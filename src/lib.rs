@@ -118,13 +118,17 @@ pub fn rocket_for(figment: Figment, app: App) -> Rocket<Build> {
                 }
             })
         }))
-        .attach(AdHoc::on_shutdown("announce shutdown", |_| {
-            Box::pin(async {
+        .attach(AdHoc::on_shutdown("announce shutdown", |rocket| {
+            Box::pin(async move {
                 tracing::info!("shutdown requested: finishing the requests in flight");
+                if let Some(app) = rocket.state::<App>() {
+                    app.db.flush_activity().await;
+                }
             })
         }))
         .attach(AdHoc::on_liftoff("purge", move |_| {
             Box::pin(async move {
+                rocket::tokio::spawn(activity_loop(purge.clone()));
                 rocket::tokio::spawn(purge_loop(purge));
             })
         }))
@@ -147,5 +151,14 @@ async fn purge_loop(app: App) {
             })
             .await;
         rocket::tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+    }
+}
+
+/// Writes recorded session and token activity every few seconds (see [`db::activity`]).
+async fn activity_loop(app: App) {
+    let every = std::time::Duration::from_secs(db::activity::FLUSH_SECS);
+    loop {
+        rocket::tokio::time::sleep(every).await;
+        app.db.flush_activity().await;
     }
 }

@@ -420,7 +420,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nargon2id (m = 19 MiB, t = 2, p = 1): {:.1} verifications/s on one core; {} cores → login ceiling {:.1}/s.\n",
+            "\nargon2id (m = 19 MiB, t = 2, p = 1): {:.1} verifications/s on one core (this process, server idle, just before the login rows); {} cores → login ceiling {:.1}/s.\n",
             self.argon2_per_core,
             self.cores,
             self.cores as f64 * self.argon2_per_core

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::audit;
 use crate::auth::request::ClientInfo;
-use crate::auth::AuthUser;
+use crate::auth::{as_caller, AuthUser, Credential};
 use crate::body::JsonBody;
 use crate::db::mfa as repo;
 use crate::error::{ApiError, ApiResult};
@@ -50,9 +50,12 @@ async fn confirm(
 }
 
 #[post("/auth/mfa/enroll/cancel")]
-async fn cancel(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResult<Json<Value>> {
-    let (a, id, au) = (app.inner().clone(), user.user.id, audit(&client));
-    app.db.run(move |c| service::cancel(&a, c, id, &au)).await?;
+async fn cancel(app: &State<App>, cred: Credential, client: ClientInfo) -> ApiResult<Json<Value>> {
+    let (a, au) = (app.inner().clone(), audit(&client));
+    as_caller(app, cred, move |c, me| {
+        service::cancel(&a, c, me.user.id, &au)
+    })
+    .await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -92,15 +95,15 @@ async fn regenerate(
 }
 
 #[get("/auth/mfa/status")]
-async fn status(app: &State<App>, user: AuthUser) -> ApiResult<Json<MfaStatus>> {
-    let id = user.user.id;
-    Ok(Json(app.db.run(move |c| service::status(c, id)).await?))
+async fn status(app: &State<App>, cred: Credential) -> ApiResult<Json<MfaStatus>> {
+    let status = as_caller(app, cred, |c, me| service::status(c, me.user.id)).await?;
+    Ok(Json(status))
 }
 
 #[get("/auth/mfa/events")]
-async fn events(app: &State<App>, user: AuthUser) -> ApiResult<Json<Vec<repo::Event>>> {
-    let id = user.user.id;
-    Ok(Json(app.db.run(move |c| repo::events(c, id, 50)).await?))
+async fn events(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<repo::Event>>> {
+    let events = as_caller(app, cred, |c, me| repo::events(c, me.user.id, 50)).await?;
+    Ok(Json(events))
 }
 
 #[derive(Deserialize)]

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::session::random_token;
-use crate::auth::{api_token_hash, AuthUser, API_TOKEN_PREFIX};
+use crate::auth::{api_token_hash, as_caller, AuthUser, Credential, API_TOKEN_PREFIX};
 use crate::body::JsonBody;
 use crate::clock::rfc3339;
 use crate::db::tokens::{self, TokenInfo};
@@ -56,9 +56,16 @@ async fn create(
 }
 
 #[get("/tokens")]
-async fn list(app: &State<App>, user: AuthUser) -> ApiResult<Json<Vec<TokenInfo>>> {
-    let uid = user.user.id;
-    Ok(Json(app.db.run(move |c| tokens::list(c, uid)).await?))
+async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<TokenInfo>>> {
+    let activity = app.db.activity.clone();
+    let list = as_caller(app, cred, move |c, me| {
+        // The list shows last use: first write what was recorded (this request's use too).
+        // Best effort, as everywhere for this bookkeeping.
+        let _ = activity.flush(c);
+        tokens::list(c, me.user.id)
+    })
+    .await?;
+    Ok(Json(list))
 }
 
 #[delete("/tokens/<id>")]

@@ -1,5 +1,6 @@
 //! Authentication: passwords, JWTs, API tokens, sessions and the one request guard.
 
+mod credential;
 pub mod jwt;
 pub mod login;
 pub mod password;
@@ -11,10 +12,11 @@ use rocket::request::{FromRequest, Outcome};
 use rocket::Request;
 
 use crate::db::users::User;
-use crate::db::{sessions, tokens};
 use crate::error::{stash, ApiError};
 use crate::keys::hmac256;
 use crate::state::App;
+
+pub use credential::Credential;
 
 /// Cookie holding the opaque session id.
 pub const SID_COOKIE: &str = "slugbase.sid";
@@ -70,124 +72,44 @@ pub fn session_hash(app: &App, sid: &str) -> Vec<u8> {
     hmac256(&app.keys.session, sid.as_bytes())
 }
 
-async fn by_api_token(app: &App, token: &str) -> Result<AuthUser, ApiError> {
-    // sb_ + 43 base64url characters; anything else cannot exist, so skip the lookup.
-    if token.len() != 46
-        || !token[3..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(ApiError::unauthorized());
-    }
-    let hash = api_token_hash(app, token);
-    let now = app.now();
-    let user = app
-        .db
-        .run(move |c| tokens::authenticate(c, &hash, now))
-        .await?;
-    user.map(|user| AuthUser {
-        user,
-        via: Via::ApiToken,
-        session_id: None,
-    })
-    .ok_or_else(ApiError::unauthorized)
-}
-
-async fn by_jwt(app: &App, token: &str, via: Via) -> Result<AuthUser, ApiError> {
-    let now = app.now();
-    let claims =
-        jwt::verify(&app.keys.jwt, token, jwt::ACCESS, now).ok_or_else(ApiError::unauthorized)?;
-    let (sid, sub) = match (claims.sid, claims.sub.parse::<i64>()) {
-        (Some(sid), Ok(sub)) => (sid, sub),
-        _ => return Err(ApiError::unauthorized()),
-    };
-    let s = app
-        .db
-        .run(move |c| {
-            let s = sessions::by_id(c, sid, now)?;
-            if let Some(s) = &s {
-                sessions::touch(c, s, now)?;
-            }
-            Ok(s)
-        })
-        .await?;
-    match s {
-        Some(s) if s.user.id == sub => Ok(AuthUser {
-            user: s.user,
-            via,
-            session_id: Some(sid),
-        }),
-        _ => Err(ApiError::unauthorized()),
-    }
-}
-
-async fn by_sid(app: &App, sid: &str) -> Result<AuthUser, ApiError> {
-    if sid.len() > 128 {
-        return Err(ApiError::unauthorized());
-    }
-    let hash = session_hash(app, sid);
-    let now = app.now();
-    let s = app
-        .db
-        .run(move |c| {
-            let s = sessions::by_hash(c, &hash, now)?;
-            if let Some(s) = &s {
-                sessions::touch(c, s, now)?;
-            }
-            Ok(s)
-        })
-        .await?;
-    s.map(|s| AuthUser {
-        user: s.user,
-        via: Via::SessionCookie,
-        session_id: Some(s.session_id),
-    })
-    .ok_or_else(ApiError::unauthorized)
-}
-
-/// Resolves the caller: `Authorization` (sb_ token, then access JWT) decides alone when
-/// present; otherwise the `token` cookie, then the `slugbase.sid` cookie.
-async fn resolve(req: &Request<'_>) -> Result<AuthUser, ApiError> {
-    let app = req
-        .rocket()
-        .state::<App>()
-        .ok_or_else(|| ApiError::internal("no app state"))?;
-    let auth = if let Some(h) = req.headers().get_one("Authorization") {
-        let token = h
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
-            .ok_or_else(ApiError::unauthorized)?;
-        if token.starts_with(API_TOKEN_PREFIX) {
-            by_api_token(app, token).await?
-        } else {
-            by_jwt(app, token, Via::BearerJwt).await?
-        }
-    } else {
-        let cookies = req.cookies();
-        let from_token = match cookies.get(TOKEN_COOKIE) {
-            Some(c) => by_jwt(app, c.value(), Via::TokenCookie).await.ok(),
-            None => None,
-        };
-        match (from_token, cookies.get(SID_COOKIE)) {
-            (Some(a), _) => a,
-            (None, Some(c)) => by_sid(app, c.value()).await?,
-            (None, None) => return Err(ApiError::unauthorized()),
-        }
-    };
-    if auth.via.is_cookie() && request::is_cross_site(req) {
-        return Err(ApiError::new(
-            Status::Forbidden,
-            "CSRF_REJECTED",
-            "Cross-site request rejected",
-        ));
-    }
-    Ok(auth)
-}
-
-/// The cached resolution for this request (the rate-limit fairing and the guard share it).
+/// Resolves the caller in one blocking hop and caches the result for this request (the
+/// rate-limit fairing and the guard share it).
 pub async fn authenticate<'r>(req: &'r Request<'_>) -> &'r Result<AuthUser, ApiError> {
-    req.local_cache_async(resolve(req)).await
+    req.local_cache_async(async {
+        let app = req
+            .rocket()
+            .state::<App>()
+            .ok_or_else(|| ApiError::internal("no app state"))?;
+        let cred = Credential::from_request_parts(req, app);
+        let a = app.clone();
+        app.db.run(move |c| cred.resolve(&a, c)).await
+    })
+    .await
+}
+
+/// Runs `f` as the caller of `cred`, in one blocking hop: the credential lookup and the
+/// handler's own queries share one trip to the blocking pool and one pooled connection.
+/// Read-heavy routes use this instead of [`AuthUser`], which costs a hop of its own.
+pub async fn as_caller<T, F>(app: &App, cred: Credential, f: F) -> Result<T, ApiError>
+where
+    F: FnOnce(&mut crate::db::Conn, AuthUser) -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let a = app.clone();
+    app.db
+        .run(move |c| {
+            let user = cred.resolve(&a, c)?;
+            f(c, user)
+        })
+        .await
+}
+
+fn pre_rejection(req: &Request<'_>) -> Option<ApiError> {
+    req.local_cache(PreRejection::default)
+        .0
+        .lock()
+        .ok()
+        .and_then(|mut p| p.take())
 }
 
 #[rocket::async_trait]
@@ -196,20 +118,26 @@ impl<'r> FromRequest<'r> for AuthUser {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
         match authenticate(req).await {
-            Ok(user) => {
-                crate::fairings::request_log::note_user(req, user.user.id);
-                let pre = req
-                    .local_cache(PreRejection::default)
-                    .0
-                    .lock()
-                    .ok()
-                    .and_then(|mut p| p.take());
-                match pre {
-                    Some(e) => Outcome::Error((stash(req, e), ())),
-                    None => Outcome::Success(user.clone()),
-                }
-            }
+            Ok(user) => match pre_rejection(req) {
+                Some(e) => Outcome::Error((stash(req, e), ())),
+                None => Outcome::Success(user.clone()),
+            },
             Err(e) => Outcome::Error((stash(req, e.clone()), ())),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Credential {
+    type Error = ();
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let Some(app) = req.rocket().state::<App>() else {
+            return Outcome::Error((stash(req, ApiError::internal("no app state")), ()));
+        };
+        match pre_rejection(req) {
+            Some(e) => Outcome::Error((stash(req, e), ())),
+            None => Outcome::Success(Credential::from_request_parts(req, app)),
         }
     }
 }

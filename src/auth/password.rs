@@ -82,14 +82,17 @@ pub fn hash(password: &str) -> Result<String, String> {
 }
 
 /// Verifies a password against a PHC string; false for any malformed hash or over-long input.
+/// Slow by design and gated like [`hash`]: call off the async workers.
 pub fn verify(password: &str, phc: &str) -> bool {
     if password.len() > MAX_LEN {
         return false;
     }
     match PasswordHash::new(phc) {
-        Ok(parsed) => argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => with_gate(|| {
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        }),
         Err(_) => false,
     }
 }

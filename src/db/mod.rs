@@ -3,12 +3,14 @@
 //! Repository functions are plain synchronous `&Connection -> Result` code; async callers
 //! reach them through [`Db::run`], which moves the work off Rocket's async workers.
 
+pub mod activity;
 pub mod mfa;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use r2d2::{Pool, PooledConnection};
@@ -28,6 +30,8 @@ pub type Conn = PooledConnection<SqliteConnectionManager>;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
+    /// Last-activity timestamps waiting to be written.
+    pub activity: Arc<activity::Activity>,
 }
 
 /// Per-connection settings: WAL for concurrent readers, enforced foreign keys, and a busy
@@ -90,7 +94,10 @@ impl Db {
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool,
+            activity: Arc::default(),
+        })
     }
 
     /// Runs blocking database work on the blocking thread pool.
@@ -120,11 +127,29 @@ impl Db {
             .map_err(ApiError::internal)?
     }
 
+    /// Writes the recorded activity (see [`activity`]). Best effort: a failure is logged and
+    /// those timestamps are dropped.
+    pub async fn flush_activity(&self) {
+        let activity = self.activity.clone();
+        if activity.is_empty() {
+            return;
+        }
+        if let Err(e) = self.run(move |c| activity.flush(c)).await {
+            tracing::warn!("could not record session and token activity: {}", e.message);
+        }
+    }
+
     /// A connection for synchronous callers (CLI, tests).
     pub fn get(&self) -> Result<Conn, ApiError> {
         Ok(self.pool.get()?)
     }
 }
+
+/// Serializes this process's write transactions. SQLite admits one writer at a time anyway;
+/// queueing here hands the lock to the next writer the moment it is free, where SQLite's busy
+/// handler would put it to sleep for 1–100 ms and retry (measured: begin→cancel p99 38 ms at
+/// 16 connections before this gate). Other processes (the CLI) still meet the busy timeout.
+static WRITER: Mutex<()> = Mutex::new(());
 
 /// Runs `f` in an IMMEDIATE transaction. Client errors (4xx) still commit, so that failure
 /// counters and audit events written before the error persist; server errors roll back.
@@ -132,6 +157,8 @@ pub fn in_tx<T>(
     conn: &mut Connection,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    // A panic elsewhere cannot leave the () inside in a bad state.
+    let _writer = WRITER.lock().unwrap_or_else(|p| p.into_inner());
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     match f(&tx) {
         Ok(v) => {

@@ -71,17 +71,6 @@ pub fn by_id(conn: &Connection, id: i64, now: i64) -> Result<Option<SessionUser>
     find(conn, "id", &id, now)
 }
 
-/// Records activity, at most once a minute, to keep reads cheap. Best effort: a locked or
-/// full database must not turn an authenticated read into an error.
-pub fn touch(conn: &Connection, s: &SessionUser, now: i64) -> Result<(), ApiError> {
-    if now - s.last_seen_at >= 60 {
-        let _ = conn
-            .prepare_cached("UPDATE sessions SET last_seen_at = ?1 WHERE id = ?2")
-            .and_then(|mut st| st.execute(params![now, s.session_id]));
-    }
-    Ok(())
-}
-
 /// Revokes one session.
 pub fn revoke(conn: &Connection, id: i64) -> Result<(), ApiError> {
     conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;

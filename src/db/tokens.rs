@@ -59,28 +59,32 @@ pub fn delete(conn: &Connection, user_id: i64, id: i64) -> Result<bool, ApiError
     )? == 1)
 }
 
-/// The token's owner by token hash, and keeps `last_used_at` current (written at most once a
-/// minute, so that a busy script does not turn every read into a write).
-pub fn authenticate(conn: &Connection, hash: &[u8], now: i64) -> Result<Option<User>, ApiError> {
+/// A token found by its hash, with its owner.
+#[derive(Debug, Clone)]
+pub struct TokenUser {
+    /// Token row id.
+    pub token_id: i64,
+    /// When it was last used (Unix seconds), if ever.
+    pub last_used_at: Option<i64>,
+    /// Its owner.
+    pub user: User,
+}
+
+/// The token and its owner by token hash. Read only: the caller records the use through
+/// [`super::activity`].
+pub fn authenticate(conn: &Connection, hash: &[u8]) -> Result<Option<TokenUser>, ApiError> {
     let sql = format!(
         "SELECT t.id, t.last_used_at, {USER_COLS} FROM api_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = ?1"
     );
-    let found = conn
+    Ok(conn
         .prepare_cached(&sql)?
         .query_row([hash], |r| {
-            let user = user_at(r, 2)?;
-            Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?, user))
+            Ok(TokenUser {
+                token_id: r.get(0)?,
+                last_used_at: r.get(1)?,
+                user: user_at(r, 2)?,
+            })
         })
-        .optional()?;
-    let Some((id, last_used, user)) = found else {
-        return Ok(None);
-    };
-    if last_used.is_none_or(|t| now - t >= 60) {
-        // Best effort, as for sessions: a read must not fail on this bookkeeping write.
-        let _ = conn
-            .prepare_cached("UPDATE api_tokens SET last_used_at = ?1 WHERE id = ?2")
-            .and_then(|mut st| st.execute(params![now, id]));
-    }
-    Ok(Some(user))
+        .optional()?)
 }

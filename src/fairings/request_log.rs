@@ -2,6 +2,7 @@
 //! query string is left out, since it may carry a setup token.
 
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rocket::fairing::{Fairing, Info, Kind};
@@ -14,15 +15,14 @@ pub struct RequestLog;
 
 struct Started(Instant);
 
-/// The authenticated user id, for the log line (0 = none).
+/// The authenticated user id, for the log line (0 = none). Shared, so that a credential
+/// resolved on a blocking thread can fill it in.
 #[derive(Default)]
-pub struct LoggedUser(pub AtomicI64);
+pub struct LoggedUser(pub Arc<AtomicI64>);
 
-/// Notes the user id of a request for its log line.
-pub fn note_user(req: &Request<'_>, id: i64) {
-    req.local_cache(LoggedUser::default)
-        .0
-        .store(id, Ordering::Relaxed);
+/// The slot holding this request's user id for its log line.
+pub fn user_slot(req: &Request<'_>) -> Arc<AtomicI64> {
+    req.local_cache(LoggedUser::default).0.clone()
 }
 
 #[rocket::async_trait]
