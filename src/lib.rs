@@ -2,6 +2,7 @@
 //!
 //! [`rocket`] builds the server from a figment; `main` and the tests both go through it.
 
+pub mod alloc;
 pub mod api;
 pub mod auth;
 pub mod body;

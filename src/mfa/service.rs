@@ -323,16 +323,12 @@ pub fn regenerate(
 
 /// The caller's MFA status.
 pub fn status(conn: &Connection, user_id: i64) -> ApiResult<MfaStatus> {
-    let rec = record(conn, user_id)?;
+    let row = repo::status(conn, user_id)?.ok_or_else(ApiError::unauthorized)?;
     Ok(MfaStatus {
-        enabled: rec.user.mfa_enabled,
-        enrolled_at: rec.mfa_enrolled_at.map(crate::clock::rfc3339),
-        pending: !rec.user.mfa_enabled && rec.mfa_secret.is_some(),
-        backup_codes_remaining: if rec.user.mfa_enabled {
-            repo::backup_codes_remaining(conn, user_id)?
-        } else {
-            0
-        },
+        enabled: row.enabled,
+        enrolled_at: row.enrolled_at.map(crate::clock::rfc3339),
+        pending: !row.enabled && row.has_secret,
+        backup_codes_remaining: row.backup_codes_remaining,
     })
 }
 
