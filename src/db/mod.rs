@@ -92,6 +92,8 @@ impl Db {
         let pool = Pool::builder()
             .max_size(size.max(1))
             .connection_timeout(Duration::from_secs(10))
+            // A file connection does not go stale; the check ran an empty statement per checkout.
+            .test_on_check_out(false)
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
         Ok(Db {
