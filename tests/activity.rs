@@ -35,7 +35,10 @@ fn reads_record_activity_in_memory_and_flush_writes_it() {
 
     // Within the minute: nothing to record.
     s.clock.advance(30);
-    assert_eq!(s.get_auth("/api/auth/mfa/status", &jwt).status(), Status::Ok);
+    assert_eq!(
+        s.get_auth("/api/auth/mfa/status", &jwt).status(),
+        Status::Ok
+    );
     assert!(s.app().db.activity.is_empty());
 
     // A minute later the read is recorded, but not written by the read itself.
@@ -71,8 +74,15 @@ fn token_use_is_written_by_the_flush_and_never_goes_back_in_time() {
     let used = "SELECT last_used_at FROM api_tokens WHERE id = ?1";
 
     s.clock.advance(100);
-    assert_eq!(s.get_auth("/api/auth/mfa/status", &token).status(), Status::Ok);
-    assert_eq!(db_value(&s, used, id), None, "the read itself did not write");
+    assert_eq!(
+        s.get_auth("/api/auth/mfa/status", &token).status(),
+        Status::Ok
+    );
+    assert_eq!(
+        db_value(&s, used, id),
+        None,
+        "the read itself did not write"
+    );
     flush(&s);
     assert_eq!(db_value(&s, used, id), Some(T0 + 100));
 

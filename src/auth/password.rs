@@ -1,8 +1,8 @@
 //! Password hashing with argon2id at the OWASP parameters (m = 19 MiB, t = 2, p = 1).
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use std::sync::{Condvar, Mutex, OnceLock};
 
@@ -13,36 +13,90 @@ pub const MIN_LEN: usize = 8;
 /// Longest password accepted (bounds the hashing work an attacker can ask for).
 pub const MAX_LEN: usize = 1024;
 
-/// Caps concurrent argon2 runs at the number of cores. Each run holds 19 MiB; without a cap a
-/// burst of logins ran one per blocking thread and the allocator kept gigabytes (5.8 GiB RSS
-/// measured at 64 concurrent logins), with no gain in throughput on a 2-core machine.
+/// Caps concurrent argon2 runs at the number of cores. Each run needs 19 MiB; without a cap a
+/// burst of logins ran one per blocking thread (5.8 GiB RSS measured at 64 concurrent logins)
+/// with no gain in throughput. While runs are queued, a finished run hands its memory to the
+/// next one instead of freeing it, so a burst neither faults in 19 MiB per login nor keeps
+/// more than one block per core; a lone login gives the memory back.
 struct Gate {
-    free: Mutex<usize>,
+    state: Mutex<GateState>,
     cv: Condvar,
+}
+
+struct GateState {
+    free: usize,
+    waiting: usize,
+    spare: Vec<Vec<Block>>,
 }
 
 static GATE: OnceLock<Gate> = OnceLock::new();
 
-fn lock(m: &Mutex<usize>) -> std::sync::MutexGuard<'_, usize> {
+fn lock(m: &Mutex<GateState>) -> std::sync::MutexGuard<'_, GateState> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn with_gate<T>(f: impl FnOnce() -> T) -> T {
+fn with_gate<T>(f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
     let gate = GATE.get_or_init(|| Gate {
-        free: Mutex::new(std::thread::available_parallelism().map_or(2, |n| n.get())),
+        state: Mutex::new(GateState {
+            free: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            waiting: 0,
+            spare: Vec::new(),
+        }),
         cv: Condvar::new(),
     });
-    {
-        let mut free = lock(&gate.free);
-        while *free == 0 {
-            free = gate.cv.wait(free).unwrap_or_else(|p| p.into_inner());
+    let mut memory = {
+        let mut st = lock(&gate.state);
+        st.waiting += 1;
+        while st.free == 0 {
+            st = gate.cv.wait(st).unwrap_or_else(|p| p.into_inner());
         }
-        *free -= 1;
-    }
-    let out = f();
-    *lock(&gate.free) += 1;
+        st.waiting -= 1;
+        st.free -= 1;
+        st.spare.pop().unwrap_or_default()
+    };
+    let out = f(&mut memory);
+    let unused = {
+        let mut st = lock(&gate.state);
+        st.free += 1;
+        if st.waiting > 0 {
+            st.spare.push(memory);
+            None
+        } else {
+            Some(memory)
+        }
+    };
     gate.cv.notify_one();
+    drop(unused);
     out
+}
+
+/// Verifies with the parameters the PHC string names, in `memory` (grown on first use).
+fn verify_in(
+    password: &[u8],
+    phc: &PasswordHash<'_>,
+    memory: &mut Vec<Block>,
+) -> argon2::password_hash::Result<bool> {
+    let (Some(salt), Some(expected)) = (phc.salt, phc.hash) else {
+        return Ok(false);
+    };
+    let params = Params::try_from(phc)?;
+    let algorithm = Algorithm::try_from(phc.algorithm)?;
+    let version = phc
+        .version
+        .map(Version::try_from)
+        .transpose()?
+        .unwrap_or_default();
+    let mut salt_buf = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buf)?;
+    memory.resize(params.block_count(), Block::default());
+    let blocks = params.block_count();
+    let ctx = Argon2::new(algorithm, version, params);
+    let got = Output::init_with(expected.len(), |out| {
+        ctx.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+            .map_err(Into::into)
+    })?;
+    // Output's equality is constant-time.
+    Ok(got == expected)
 }
 
 fn argon2() -> Argon2<'static> {
@@ -73,7 +127,7 @@ pub fn validate(password: &str, field: &str) -> Result<(), ApiError> {
 /// Hashes a password to a PHC string. Slow by design: call off the async workers.
 pub fn hash(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    with_gate(|| {
+    with_gate(|_| {
         argon2()
             .hash_password(password.as_bytes(), &salt)
             .map(|h| h.to_string())
@@ -88,11 +142,9 @@ pub fn verify(password: &str, phc: &str) -> bool {
         return false;
     }
     match PasswordHash::new(phc) {
-        Ok(parsed) => with_gate(|| {
-            argon2()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        }),
+        Ok(parsed) => {
+            with_gate(|memory| verify_in(password.as_bytes(), &parsed, memory).unwrap_or(false))
+        }
         Err(_) => false,
     }
 }
@@ -108,6 +160,40 @@ mod tests {
         assert!(verify("correct horse", &h));
         assert!(!verify("wrong horse", &h));
         assert!(!verify("correct horse", "not a phc string"));
+    }
+
+    #[test]
+    fn verify_reads_the_parameters_from_the_hash() {
+        // A hash made by the crate's own API with other parameters (argon2i, small memory).
+        let params = Params::new(64, 1, 1, None).unwrap();
+        let other = Argon2::new(Algorithm::Argon2i, Version::V0x10, params);
+        let salt = SaltString::generate(&mut OsRng);
+        let h = other.hash_password(b"pw", &salt).unwrap().to_string();
+        assert!(h.starts_with("$argon2i$v=16$m=64,t=1,p=1$"), "{h}");
+        assert!(verify("pw", &h));
+        assert!(!verify("pW", &h));
+        // Tampered output, and a hash without its output.
+        let mut bad = h.clone();
+        let last = bad.pop().unwrap();
+        bad.push(if last == 'A' { 'B' } else { 'A' });
+        assert!(!verify("pw", &bad));
+        let cut = &h[..h.rfind('$').unwrap()];
+        assert!(!verify("pw", cut));
+    }
+
+    #[test]
+    fn concurrent_verifications_share_the_gate() {
+        let h = hash("correct horse").unwrap();
+        let threads: Vec<_> = (0..6)
+            .map(|i| {
+                let h = h.clone();
+                std::thread::spawn(move || {
+                    verify(if i % 2 == 0 { "correct horse" } else { "nope" }, &h)
+                })
+            })
+            .collect();
+        let got: Vec<bool> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(got, vec![true, false, true, false, true, false]);
     }
 
     #[test]
