@@ -46,7 +46,8 @@ pub struct Config {
     pub failure_window_secs: i64,
     /// Largest JSON body accepted, bytes.
     pub max_body_bytes: u64,
-    /// Database connections in the pool.
+    /// Database connections in the pool. Writes go one at a time anyway; on 2 cores, 4 read
+    /// connections served status as fast as 8 with 9 MiB less RSS (bench, 100k users).
     pub pool_size: u32,
     /// Log filter, e.g. `info` or `slugbase=debug` (RUST_LOG syntax).
     pub log_filter: String,
@@ -74,7 +75,7 @@ impl Default for Config {
             mfa_failures_per_account: 10,
             failure_window_secs: 15 * 60,
             max_body_bytes: 16 * 1024,
-            pool_size: 8,
+            pool_size: 4,
             // Rocket's generated handler code logs every failed guard as a warning under the
             // handler's module (slugbase::api::*::_); the JSON error already says it all.
             log_filter: "info,rocket=error,refinery_core=warn,hyper=warn,slugbase::api=error"
