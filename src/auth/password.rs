@@ -88,8 +88,8 @@ fn verify_in(
         .unwrap_or_default();
     let mut salt_buf = [0u8; 64];
     let salt = salt.decode_b64(&mut salt_buf)?;
-    memory.resize(params.block_count(), Block::default());
     let blocks = params.block_count();
+    memory.resize(blocks, Block::default());
     let ctx = Argon2::new(algorithm, version, params);
     let got = Output::init_with(expected.len(), |out| {
         ctx.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
