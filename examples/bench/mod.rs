@@ -383,6 +383,7 @@ fn run_scale(
             let fresh = seed::users(
                 &mut conn, &ctx.keys, next_id, n, None, false, false, "fresh",
             )?;
+            seed::settle(&conn)?;
             next_id += n as i64;
             let w = Arc::new(load::Cycle {
                 pool: Pool::new(fresh),
@@ -411,7 +412,9 @@ fn run_scale(
         };
         for &c in &conns_list {
             let n = pool_size(est, opts, c);
-            let pend = seed::pending(&mut seed::open(&db_path)?, &ctx.keys, &mfa_users, n)?;
+            let mut conn = seed::open(&db_path)?;
+            let pend = seed::pending(&mut conn, &ctx.keys, &mfa_users, n)?;
+            seed::settle(&conn)?;
             let w = Arc::new(load::Verify {
                 pool: Pool::new(pend),
             });

@@ -11,7 +11,7 @@ use crate::auth::login::{self as signin, LoginOutcome, Setup, PENDING_TTL};
 use crate::auth::request::ClientInfo;
 use crate::auth::{jwt, session, AuthUser, SameSite, PENDING_COOKIE};
 use crate::body::JsonBody;
-use crate::db::{in_tx, sessions, users::User};
+use crate::db::{sessions, users::User};
 use crate::error::{ApiError, ApiResult};
 use crate::mfa::service;
 use crate::state::App;
@@ -80,12 +80,10 @@ async fn verify(
     let (a, code, au) = (app.inner().clone(), body.0.code, audit(&client));
     let res = app
         .db
-        .run(move |c| {
-            in_tx(c, |tx| {
-                let rec = service::verify_login(&a, tx, &jti, sub, &code, &au)?;
-                let s = session::create(&a, tx, rec.user.id, a.now())?;
-                Ok((rec.user, s))
-            })
+        .write(move |tx| {
+            let rec = service::verify_login(&a, tx, &jti, sub, &code, &au)?;
+            let s = session::create(&a, tx, rec.user.id, a.now())?;
+            Ok((rec.user, s))
         })
         .await;
     match res {
@@ -105,7 +103,7 @@ async fn verify(
 #[post("/auth/logout")]
 async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiResult<Json<Value>> {
     if let Some(sid) = user.session_id {
-        app.db.run(move |c| sessions::revoke(c, sid)).await?;
+        app.db.write(move |c| sessions::revoke(c, sid)).await?;
     }
     session::clear_cookies(app, jar);
     Ok(Json(json!({ "ok": true })))

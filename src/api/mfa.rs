@@ -20,7 +20,9 @@ use crate::state::App;
 async fn begin(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResult<Json<Begin>> {
     let (a, id, au) = (app.inner().clone(), user.user.id, audit(&client));
     Ok(Json(
-        app.db.run(move |c| service::begin(&a, c, id, &au)).await?,
+        app.db
+            .write(move |tx| service::begin(&a, tx, id, &au))
+            .await?,
     ))
 }
 
@@ -44,7 +46,7 @@ async fn confirm(
     );
     let codes = app
         .db
-        .run(move |c| service::confirm(&a, c, id, &code, &au))
+        .write(move |tx| service::confirm(&a, tx, id, &code, &au))
         .await?;
     Ok(Json(json!({ "backup_codes": codes })))
 }
@@ -52,10 +54,13 @@ async fn confirm(
 #[post("/auth/mfa/enroll/cancel")]
 async fn cancel(app: &State<App>, cred: Credential, client: ClientInfo) -> ApiResult<Json<Value>> {
     let (a, au) = (app.inner().clone(), audit(&client));
-    as_caller(app, cred, move |c, me| {
-        service::cancel(&a, c, me.user.id, &au)
-    })
-    .await?;
+    // The caller is looked up inside the write: one trip to the database, not two.
+    app.db
+        .write(move |tx| {
+            let me = cred.resolve(&a, tx)?;
+            service::cancel(&a, tx, me.user.id, &au)
+        })
+        .await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -65,6 +70,31 @@ struct StepUpBody {
     password: Option<String>,
 }
 
+/// The password half of disable/regenerate, on the blocking pool (argon2), for accounts that
+/// have a password; the code is checked and spent in the write that follows.
+async fn step_up(
+    app: &App,
+    user: &AuthUser,
+    client: &ClientInfo,
+    body: StepUpBody,
+    fail_event: &'static str,
+) -> ApiResult<service::StepUp> {
+    let mut step = service::StepUp {
+        user_id: user.user.id,
+        code: body.code,
+        password_checked: false,
+        audit: audit(client),
+    };
+    if user.user.has_password {
+        let (a, id, au, pw) = (app.clone(), step.user_id, step.audit.clone(), body.password);
+        app.db
+            .blocking(move || service::check_password(&a, id, pw.as_deref(), fail_event, &au))
+            .await?;
+        step.password_checked = true;
+    }
+    Ok(step)
+}
+
 #[post("/auth/mfa/disable", data = "<body>")]
 async fn disable(
     app: &State<App>,
@@ -72,9 +102,10 @@ async fn disable(
     client: ClientInfo,
     body: JsonBody<StepUpBody>,
 ) -> ApiResult<Json<Value>> {
-    let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
+    let step = step_up(app, &user, &client, body.0, "disable_failure").await?;
+    let a = app.inner().clone();
     app.db
-        .blocking(move || service::disable(&a, id, &b.code, b.password.as_deref(), &au))
+        .write(move |tx| service::disable(&a, tx, &step))
         .await?;
     Ok(Json(json!({ "ok": true })))
 }
@@ -86,10 +117,11 @@ async fn regenerate(
     client: ClientInfo,
     body: JsonBody<StepUpBody>,
 ) -> ApiResult<Json<Value>> {
-    let (a, id, au, b) = (app.inner().clone(), user.user.id, audit(&client), body.0);
+    let step = step_up(app, &user, &client, body.0, "regenerate_failure").await?;
+    let a = app.inner().clone();
     let codes = app
         .db
-        .blocking(move || service::regenerate(&a, id, &b.code, b.password.as_deref(), &au))
+        .write(move |tx| service::regenerate(&a, tx, &step))
         .await?;
     Ok(Json(json!({ "backup_codes": codes })))
 }

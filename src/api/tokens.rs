@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::session::random_token;
-use crate::auth::{api_token_hash, as_caller, AuthUser, Credential, API_TOKEN_PREFIX};
+use crate::auth::{api_token_hash, AuthUser, Credential, API_TOKEN_PREFIX};
 use crate::body::JsonBody;
 use crate::clock::rfc3339;
 use crate::db::tokens::{self, TokenInfo};
@@ -49,7 +49,7 @@ async fn create(
     let (now, uid, n) = (app.now(), user.user.id, name.clone());
     let id = app
         .db
-        .run(move |c| tokens::create(c, uid, &n, &hash, now))
+        .write(move |c| tokens::create(c, uid, &n, &hash, now))
         .await?;
     let body = json!({ "token": token, "id": id, "name": name, "created_at": rfc3339(now) });
     Ok((Status::Created, Json(body)))
@@ -57,14 +57,17 @@ async fn create(
 
 #[get("/tokens")]
 async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<TokenInfo>>> {
-    let activity = app.db.activity.clone();
-    let list = as_caller(app, cred, move |c, me| {
-        // The list shows last use: first write what was recorded (this request's use too).
-        // Best effort, as everywhere for this bookkeeping.
-        let _ = activity.flush(c);
-        tokens::list(c, me.user.id)
-    })
-    .await?;
+    let a = app.inner().clone();
+    let list = app
+        .db
+        .write(move |tx| {
+            let me = cred.resolve(&a, tx)?;
+            // The list shows last use: first write what was recorded (this request's use too),
+            // best effort as everywhere for this bookkeeping.
+            let _ = a.db.activity.flush(tx);
+            tokens::list(tx, me.user.id)
+        })
+        .await?;
     Ok(Json(list))
 }
 
@@ -73,7 +76,7 @@ async fn revoke(app: &State<App>, user: AuthUser, id: &str) -> ApiResult<Json<Va
     let not_found = || ApiError::new(Status::NotFound, "TOKEN_NOT_FOUND", "No such token");
     let id: i64 = id.parse().map_err(|_| not_found())?;
     let uid = user.user.id;
-    if app.db.run(move |c| tokens::delete(c, uid, id)).await? {
+    if app.db.write(move |c| tokens::delete(c, uid, id)).await? {
         Ok(Json(json!({ "ok": true })))
     } else {
         Err(not_found())

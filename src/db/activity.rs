@@ -3,8 +3,8 @@
 //! An authenticated read must not write: at 100,000 users nearly every request used a
 //! credential not seen in the last minute, so the old inline `UPDATE` turned most reads into
 //! write transactions queued behind SQLite's single writer. The guard now records activity
-//! here, in memory, and [`Activity::flush`] writes it in one transaction every few seconds,
-//! before the token list is read, and at shutdown. A crash loses at most one interval of
+//! here, in memory, and [`crate::db::Db::flush_activity`] writes it every few seconds and
+//! at shutdown (the token list writes it first too). A crash loses at most one interval of
 //! timestamps, never a credential or a security decision.
 
 use std::collections::HashMap;
@@ -12,7 +12,6 @@ use std::sync::Mutex;
 
 use rusqlite::{params, Connection};
 
-use super::in_tx;
 use crate::error::ApiError;
 
 /// How often the server writes recorded activity, seconds.
@@ -75,29 +74,68 @@ impl Activity {
         self.len() == 0
     }
 
-    /// Writes everything recorded so far in one transaction; returns the rows touched. Rows
-    /// deleted meanwhile (logout, revoked token) are simply not found.
-    pub fn flush(&self, conn: &mut Connection) -> Result<usize, ApiError> {
+    /// Takes everything recorded so far, sorted by row id (so a write walks each table's
+    /// B-tree in order) and cut into batches of [`BATCH`] rows.
+    pub fn drain(&self) -> Vec<Batch> {
         let p = std::mem::take(&mut *self.lock());
-        if p.sessions.is_empty() && p.tokens.is_empty() {
-            return Ok(0);
+        let sorted = |m: HashMap<i64, i64>| {
+            let mut v: Vec<(i64, i64)> = m.into_iter().collect();
+            v.sort_unstable();
+            v
+        };
+        let mut out = Vec::new();
+        for (table, rows) in [
+            (Table::Sessions, sorted(p.sessions)),
+            (Table::Tokens, sorted(p.tokens)),
+        ] {
+            out.extend(rows.chunks(BATCH).map(|c| Batch {
+                table,
+                rows: c.to_vec(),
+            }));
         }
-        in_tx(conn, |tx| {
-            let mut n = 0;
-            let mut st = tx.prepare_cached(
-                "UPDATE sessions SET last_seen_at = max(last_seen_at, ?1) WHERE id = ?2",
-            )?;
-            for (id, t) in &p.sessions {
-                n += st.execute(params![t, id])?;
+        out
+    }
+
+    /// Writes everything recorded so far, in the caller's write transaction; returns the rows
+    /// touched.
+    pub fn flush(&self, tx: &Connection) -> Result<usize, ApiError> {
+        self.drain().iter().map(|b| b.write(tx)).sum()
+    }
+}
+
+/// Rows per write transaction of the background flush: at 100,000 active credentials a single
+/// transaction held the writer for about 0.2 s; batches let other writes in between.
+pub const BATCH: usize = 1_000;
+
+#[derive(Clone, Copy)]
+enum Table {
+    Sessions,
+    Tokens,
+}
+
+/// Recorded uses of one table, `(row id, time)`, sorted by id.
+pub struct Batch {
+    table: Table,
+    rows: Vec<(i64, i64)>,
+}
+
+impl Batch {
+    /// Writes the batch in the caller's write transaction; returns the rows touched. Rows
+    /// deleted meanwhile (logout, revoked token) are simply not found.
+    pub fn write(&self, tx: &Connection) -> Result<usize, ApiError> {
+        let mut st = tx.prepare_cached(match self.table {
+            Table::Sessions => {
+                "UPDATE sessions SET last_seen_at = max(last_seen_at, ?1) WHERE id = ?2"
             }
-            let mut st = tx.prepare_cached(
-                "UPDATE api_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?1) WHERE id = ?2",
-            )?;
-            for (id, t) in &p.tokens {
-                n += st.execute(params![t, id])?;
+            Table::Tokens => {
+                "UPDATE api_tokens SET last_used_at = max(coalesce(last_used_at, 0), ?1) WHERE id = ?2"
             }
-            Ok(n)
-        })
+        })?;
+        let mut n = 0;
+        for (id, t) in &self.rows {
+            n += st.execute(params![t, id])?;
+        }
+        Ok(n)
     }
 }
 

@@ -8,6 +8,7 @@ pub mod mfa;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
+pub mod writer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -32,6 +33,7 @@ pub struct Db {
     pool: Pool<SqliteConnectionManager>,
     /// Last-activity timestamps waiting to be written.
     pub activity: Arc<activity::Activity>,
+    writer: Arc<writer::Writer>,
 }
 
 /// Per-connection settings: WAL for concurrent readers, enforced foreign keys, and a busy
@@ -96,9 +98,11 @@ impl Db {
             .test_on_check_out(false)
             .build(manager)
             .map_err(|e| format!("cannot open database {}: {e}", path.display()))?;
+        let writer = writer::Writer::start(open(path)?)?;
         Ok(Db {
             pool,
             activity: Arc::default(),
+            writer: Arc::new(writer),
         })
     }
 
@@ -117,6 +121,18 @@ impl Db {
         .map_err(ApiError::internal)?
     }
 
+    /// Runs `f` as a write transaction on the writer thread (see [`writer`]), committed
+    /// together with whatever other writes are queued. As with [`in_tx`], a client error (4xx)
+    /// keeps what `f` wrote and a server error undoes it; either way the caller hears back
+    /// only after the commit.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Connection) -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.writer.write(f).await
+    }
+
     /// Runs blocking work that takes connections itself (via [`Db::get`]) only while it
     /// needs them, e.g. around an argon2 verification.
     pub async fn blocking<T, F>(&self, f: F) -> Result<T, ApiError>
@@ -129,15 +145,25 @@ impl Db {
             .map_err(ApiError::internal)?
     }
 
-    /// Writes the recorded activity (see [`activity`]). Best effort: a failure is logged and
-    /// those timestamps are dropped.
+    /// Writes the recorded activity (see [`activity`]) through the writer, one batch per
+    /// transaction. Best effort: a failure is logged and those timestamps are dropped.
     pub async fn flush_activity(&self) {
-        let activity = self.activity.clone();
-        if activity.is_empty() {
-            return;
+        let t = std::time::Instant::now();
+        let mut rows = 0;
+        for batch in self.activity.drain() {
+            match self.write(move |tx| batch.write(tx)).await {
+                Ok(n) => rows += n,
+                Err(e) => {
+                    tracing::warn!("could not record session and token activity: {}", e.message)
+                }
+            }
         }
-        if let Err(e) = self.run(move |c| activity.flush(c)).await {
-            tracing::warn!("could not record session and token activity: {}", e.message);
+        if rows > 0 {
+            tracing::debug!(
+                rows,
+                ms = t.elapsed().as_millis() as u64,
+                "activity written"
+            );
         }
     }
 

@@ -1,10 +1,10 @@
-//! MFA service logic. Every function runs on a blocking thread with a connection; each write
-//! that two requests could race on happens in one IMMEDIATE transaction with a conditional
-//! update.
+//! MFA service logic. Every function is synchronous. The writes take a connection that is
+//! already inside a write transaction (the writer thread's, see [`crate::db::writer`], or
+//! [`in_tx`]), and each write that two requests could race on is a conditional update in it.
 
 use rand::RngCore;
 use rocket::http::Status;
-use rusqlite::{Connection, Transaction};
+use rusqlite::Connection;
 use serde::Serialize;
 
 use super::backup::{self, CodeInput};
@@ -144,10 +144,10 @@ fn spend_code(
     }
 }
 
-/// Starts (or restarts) enrollment with a fresh 20-byte secret.
-pub fn begin(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiResult<Begin> {
+/// Starts (or restarts) enrollment with a fresh 20-byte secret. In a write transaction.
+pub fn begin(app: &App, tx: &Connection, user_id: i64, a: &Audit) -> ApiResult<Begin> {
     let now = app.now();
-    in_tx(conn, |tx| {
+    {
         let rec = record(tx, user_id)?;
         if rec.user.mfa_enabled {
             return Err(already_enabled());
@@ -163,19 +163,20 @@ pub fn begin(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiRe
             otpauth_url: otpauth_url(&app.config.mfa_issuer, &rec.user.email, &secret),
             secret: secret_base32(&secret),
         })
-    })
+    }
 }
 
-/// Confirms enrollment with a TOTP from the pending secret; returns the backup codes.
+/// Confirms enrollment with a TOTP from the pending secret; returns the backup codes. In a
+/// write transaction.
 pub fn confirm(
     app: &App,
-    conn: &mut Connection,
+    tx: &Connection,
     user_id: i64,
     code: &str,
     a: &Audit,
 ) -> ApiResult<Vec<String>> {
     let now = app.now();
-    in_tx(conn, |tx| {
+    {
         let rec = record(tx, user_id)?;
         if rec.user.mfa_enabled {
             return Err(already_enabled());
@@ -204,20 +205,18 @@ pub fn confirm(
         repo::clear_failures(tx, "mfa", &user_id.to_string())?;
         event(tx, user_id, "confirm_success", now, a)?;
         Ok(codes)
-    })
+    }
 }
 
-/// Drops a pending secret; idempotent.
-pub fn cancel(app: &App, conn: &mut Connection, user_id: i64, a: &Audit) -> ApiResult<()> {
+/// Drops a pending secret; idempotent. In a write transaction.
+pub fn cancel(app: &App, tx: &Connection, user_id: i64, a: &Audit) -> ApiResult<()> {
     let now = app.now();
-    in_tx(conn, |tx| {
-        let rec = record(tx, user_id)?;
-        if rec.user.mfa_enabled {
-            return Err(already_enabled());
-        }
-        repo::clear_pending(tx, user_id)?;
-        event(tx, user_id, "cancel", now, a)
-    })
+    let rec = record(tx, user_id)?;
+    if rec.user.mfa_enabled {
+        return Err(already_enabled());
+    }
+    repo::clear_pending(tx, user_id)?;
+    event(tx, user_id, "cancel", now, a)
 }
 
 fn require_enabled(rec: &UserRecord) -> ApiResult<()> {
@@ -233,8 +232,10 @@ fn require_enabled(rec: &UserRecord) -> ApiResult<()> {
 
 /// First half of the disable/regenerate checks, outside any transaction so that the slow
 /// argon2 verification never holds the write lock: MFA on, no lockout, and the password
-/// for accounts that have one.
-fn check_password(
+/// for accounts that have one. Blocking (argon2); `fail_event` names the audit event of a
+/// wrong password. Callers skip it for accounts without a password; the second half
+/// ([`disable`], [`regenerate`]) refuses if one appeared meanwhile.
+pub fn check_password(
     app: &App,
     user_id: i64,
     pw: Option<&str>,
@@ -253,12 +254,7 @@ fn check_password(
         return Ok(());
     };
     let Some(pw) = pw else {
-        return Err(ApiError::new(
-            Status::BadRequest,
-            "PASSWORD_REQUIRED",
-            "Enter your password",
-        )
-        .with_details(serde_json::json!({"field": "password"})));
+        return Err(password_required());
     };
     if password::verify(pw, hash) {
         return Ok(());
@@ -274,17 +270,14 @@ fn check_password(
 
 /// Second half, in the caller's transaction: the state is read again (it may have changed
 /// during the password check) and the code is spent.
-fn check_code(
-    app: &App,
-    tx: &Transaction<'_>,
-    user_id: i64,
-    code: &str,
-    fail_event: &str,
-    a: &Audit,
-) -> ApiResult<()> {
+fn check_code(app: &App, tx: &Connection, step: &StepUp, fail_event: &str) -> ApiResult<()> {
+    let (user_id, code, a) = (step.user_id, step.code.as_str(), &step.audit);
     let now = app.now();
     let rec = record(tx, user_id)?;
     require_enabled(&rec)?;
+    if rec.password_hash.is_some() && !step.password_checked {
+        return Err(password_required());
+    }
     lockout(app, tx, user_id, now, a)?;
     if !spend_code(app, tx, &rec, code, now, a)? {
         failed(tx, user_id, fail_event, now, a)?;
@@ -293,32 +286,44 @@ fn check_code(
     repo::clear_failures(tx, "mfa", &user_id.to_string())
 }
 
-/// Turns MFA off; the secret and backup codes go in the same transaction.
-pub fn disable(app: &App, user_id: i64, code: &str, pw: Option<&str>, a: &Audit) -> ApiResult<()> {
-    check_password(app, user_id, pw, "disable_failure", a)?;
-    in_tx(&mut *app.db.get()?, |tx| {
-        check_code(app, tx, user_id, code, "disable_failure", a)?;
-        repo::disable(tx, user_id)?;
-        event(tx, user_id, "disable_success", app.now(), a)
-    })
+fn password_required() -> ApiError {
+    ApiError::new(
+        Status::BadRequest,
+        "PASSWORD_REQUIRED",
+        "Enter your password",
+    )
+    .with_details(serde_json::json!({"field": "password"}))
 }
 
-/// Replaces the backup codes; the old ones die in the same transaction.
-pub fn regenerate(
-    app: &App,
-    user_id: i64,
-    code: &str,
-    pw: Option<&str>,
-    a: &Audit,
-) -> ApiResult<Vec<String>> {
-    check_password(app, user_id, pw, "regenerate_failure", a)?;
-    in_tx(&mut *app.db.get()?, |tx| {
-        check_code(app, tx, user_id, code, "regenerate_failure", a)?;
-        let (codes, hashes) = backup::generate(&app.keys.backup, user_id);
-        repo::replace_backup_codes(tx, user_id, &hashes)?;
-        event(tx, user_id, "regenerate", app.now(), a)?;
-        Ok(codes)
-    })
+/// A disable or regenerate request, after its password check.
+#[derive(Debug, Clone)]
+pub struct StepUp {
+    /// The caller.
+    pub user_id: i64,
+    /// TOTP or backup code.
+    pub code: String,
+    /// Whether [`check_password`] passed (false for accounts without a password).
+    pub password_checked: bool,
+    /// Who asked.
+    pub audit: Audit,
+}
+
+/// Turns MFA off; the secret and backup codes go in the same transaction. In a write
+/// transaction.
+pub fn disable(app: &App, tx: &Connection, step: &StepUp) -> ApiResult<()> {
+    check_code(app, tx, step, "disable_failure")?;
+    repo::disable(tx, step.user_id)?;
+    event(tx, step.user_id, "disable_success", app.now(), &step.audit)
+}
+
+/// Replaces the backup codes; the old ones die in the same transaction. In a write
+/// transaction.
+pub fn regenerate(app: &App, tx: &Connection, step: &StepUp) -> ApiResult<Vec<String>> {
+    check_code(app, tx, step, "regenerate_failure")?;
+    let (codes, hashes) = backup::generate(&app.keys.backup, step.user_id);
+    repo::replace_backup_codes(tx, step.user_id, &hashes)?;
+    event(tx, step.user_id, "regenerate", app.now(), &step.audit)?;
+    Ok(codes)
 }
 
 /// The caller's MFA status.
@@ -335,7 +340,7 @@ pub fn status(conn: &Connection, user_id: i64) -> ApiResult<MfaStatus> {
 /// The second login step: spends the challenge `jti` of `user_id` with a TOTP or backup code.
 pub fn verify_login(
     app: &App,
-    tx: &Transaction<'_>,
+    tx: &Connection,
     jti: &str,
     user_id: i64,
     code: &str,
