@@ -154,7 +154,24 @@ fn run(cmd: Cmd, figment: figment::Figment, config: &Config) -> Result<(), Strin
 fn serve(figment: figment::Figment, config: &Config) -> Result<(), String> {
     let app = crate::open_app(config, Arc::new(SystemClock))?;
     let db = app.db.clone();
-    rocket::execute(async move {
+    // The runtime is built here, not by rocket::execute, so that `workers` and `max_blocking`
+    // come from this figment (embedded defaults and SLUGBASE_* too, not only ROCKET_*).
+    let setting = |key: &str| {
+        figment
+            .extract_inner::<usize>(key)
+            .map_err(|e| format!("invalid setting {key}: {e}"))
+    };
+    let force_end = figment
+        .extract_inner::<bool>("shutdown.force")
+        .unwrap_or(true);
+    let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
+        .thread_name("rocket-worker-thread")
+        .worker_threads(setting(rocket::Config::WORKERS)?.max(1))
+        .max_blocking_threads(setting(rocket::Config::MAX_BLOCKING)?.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(async move {
         let launched = crate::rocket_for(figment, app).launch().await;
         // Activity recorded by the last requests in flight.
         db.flush_activity().await;
@@ -166,7 +183,11 @@ fn serve(figment: figment::Figment, config: &Config) -> Result<(), String> {
             // kind() marks the error handled; Rocket would otherwise panic when it drops.
             Err(e) => Err(format!("server failed: {}", e.kind())),
         }
-    })
+    });
+    if force_end {
+        runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    }
+    result
 }
 
 fn open(config: &Config) -> Result<App, String> {

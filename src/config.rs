@@ -96,6 +96,10 @@ pub fn figment() -> Figment {
         .merge(Serialized::default("ip_header", false))
         .merge(Serialized::default("cli_colors", false))
         .merge(Serialized::default("ident", false))
+        // Blocking threads: database work queues for `pool_size` connections and argon2 for one
+        // slot per core, so more threads only add stacks and malloc caches (Rocket's 512 let a
+        // 64-connection load grow 175 of them).
+        .merge(Serialized::default("max_blocking", 16))
         .merge(Toml::file(toml).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .merge(Env::prefixed("SLUGBASE_").global())

@@ -384,11 +384,14 @@ fn run_scale(
                 &mut conn, &ctx.keys, next_id, n, None, false, false, "fresh",
             )?;
             seed::settle(&conn)?;
+            let first = next_id;
             next_id += n as i64;
             let w = Arc::new(load::Cycle {
                 pool: Pool::new(fresh),
             });
             let o = ctx.measure(&srv, scale, "enroll→confirm→disable cycles", c, w.clone());
+            seed::drop_users(&conn, first + w.pool.used() as i64, next_id)?;
+            seed::settle(&conn)?;
             note_pool(
                 ctx,
                 "cycle",

@@ -104,6 +104,13 @@ pub fn settle(conn: &Connection) -> Result<(), String> {
         .map_err(db_err)
 }
 
+/// Deletes the users `from..to` (with their sessions and tokens): the fresh accounts a cycle
+/// row did not reach, so that they do not inflate the next rows' database.
+pub fn drop_users(conn: &Connection, from: i64, to: i64) -> Result<usize, String> {
+    conn.execute("DELETE FROM users WHERE id >= ?1 AND id < ?2", [from, to])
+        .map_err(db_err)
+}
+
 /// Inserts users `first_id..first_id+n` in one transaction. `password_hash` None makes them
 /// password-less (OIDC-only) accounts; `with_mfa` turns MFA on for every MFA_EVERY-th one.
 #[allow(clippy::too_many_arguments)]

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::audit;
 use crate::auth::login::{self as signin, LoginOutcome, Setup, PENDING_TTL};
 use crate::auth::request::ClientInfo;
-use crate::auth::{jwt, session, AuthUser, SameSite, PENDING_COOKIE};
+use crate::auth::{jwt, password, session, AuthUser, SameSite, PENDING_COOKIE};
 use crate::body::JsonBody;
 use crate::db::{sessions, users::User};
 use crate::error::{ApiError, ApiResult};
@@ -31,11 +31,7 @@ async fn login(
     body: JsonBody<LoginBody>,
 ) -> ApiResult<Json<Value>> {
     let (a, b, ip) = (app.inner().clone(), body.0, client.ip_key());
-    match app
-        .db
-        .blocking(move || signin::login(&a, &b.email, &b.password, &ip))
-        .await?
-    {
+    match password::with_argon2_slot(move || signin::login(&a, &b.email, &b.password, &ip)).await? {
         LoginOutcome::Session(user, s) => {
             session::set_cookies(app, jar, s);
             Ok(Json(json!(user)))
@@ -142,7 +138,8 @@ async fn setup(
         name: b.name,
         password: b.password,
     };
-    let (user, s) = app.db.run(move |c| signin::setup(&a, c, req)).await?;
+    let (user, s) =
+        password::with_argon2_slot(move || signin::setup(&a, &mut *a.db.get()?, req)).await?;
     session::set_cookies(app, jar, s);
     Ok((Status::Created, Json(user)))
 }

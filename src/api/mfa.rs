@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::audit;
 use crate::auth::request::ClientInfo;
-use crate::auth::{as_caller, AuthUser, Credential};
+use crate::auth::{as_caller, password, AuthUser, Credential};
 use crate::body::JsonBody;
 use crate::db::mfa as repo;
 use crate::error::{ApiError, ApiResult};
@@ -87,9 +87,10 @@ async fn step_up(
     };
     if user.user.has_password {
         let (a, id, au, pw) = (app.clone(), step.user_id, step.audit.clone(), body.password);
-        app.db
-            .blocking(move || service::check_password(&a, id, pw.as_deref(), fail_event, &au))
-            .await?;
+        password::with_argon2_slot(move || {
+            service::check_password(&a, id, pw.as_deref(), fail_event, &au)
+        })
+        .await?;
         step.password_checked = true;
     }
     Ok(step)

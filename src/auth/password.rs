@@ -4,7 +4,10 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
+
+use rocket::tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
@@ -31,6 +34,53 @@ struct GateState {
 
 static GATE: OnceLock<Gate> = OnceLock::new();
 
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// The async side of the gate: request handlers wait for a slot here, as tasks, so that a
+/// burst of logins does not park one blocking thread per login (those threads, each with its
+/// stack and malloc cache, are what the blocking pool's cap is for).
+static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+
+/// Tasks waiting in [`with_argon2_slot`]; a finished run keeps its memory for them.
+static QUEUED: AtomicUsize = AtomicUsize::new(0);
+
+struct Queued;
+
+impl Queued {
+    fn new() -> Queued {
+        QUEUED.fetch_add(1, Ordering::SeqCst);
+        Queued
+    }
+}
+
+impl Drop for Queued {
+    // Also when the waiting request is dropped (client gone).
+    fn drop(&mut self) {
+        QUEUED.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Runs blocking work `f` that does one argon2 run (plus its database work) on the blocking
+/// pool, once one of the per-core argon2 slots is free.
+pub async fn with_argon2_slot<T, F>(f: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    let slots = SLOTS.get_or_init(|| Semaphore::new(cores()));
+    let permit = {
+        let _queued = Queued::new();
+        slots.acquire().await.map_err(ApiError::internal)?
+    };
+    let out = rocket::tokio::task::spawn_blocking(f)
+        .await
+        .map_err(ApiError::internal)?;
+    drop(permit);
+    out
+}
+
 fn lock(m: &Mutex<GateState>) -> std::sync::MutexGuard<'_, GateState> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -38,7 +88,7 @@ fn lock(m: &Mutex<GateState>) -> std::sync::MutexGuard<'_, GateState> {
 fn with_gate<T>(f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
     let gate = GATE.get_or_init(|| Gate {
         state: Mutex::new(GateState {
-            free: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            free: cores(),
             waiting: 0,
             spare: Vec::new(),
         }),
@@ -58,7 +108,8 @@ fn with_gate<T>(f: impl FnOnce(&mut Vec<Block>) -> T) -> T {
     let unused = {
         let mut st = lock(&gate.state);
         st.free += 1;
-        if st.waiting > 0 {
+        // One spare per waiter at most, so that no memory is left behind after a burst.
+        if st.spare.len() < st.waiting + QUEUED.load(Ordering::SeqCst) {
             st.spare.push(memory);
             None
         } else {
