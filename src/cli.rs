@@ -167,7 +167,7 @@ fn serve(figment: figment::Figment, config: &Config) -> Result<(), String> {
     let runtime = rocket::tokio::runtime::Builder::new_multi_thread()
         .thread_name("rocket-worker-thread")
         .worker_threads(setting(rocket::Config::WORKERS)?.max(1))
-        .max_blocking_threads(setting(rocket::Config::MAX_BLOCKING)?.max(1))
+        .max_blocking_threads(config.blocking_threads(setting(rocket::Config::MAX_BLOCKING)?))
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
