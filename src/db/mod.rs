@@ -36,8 +36,14 @@ pub struct Db {
     writer: Arc<writer::Writer>,
 }
 
-/// Per-connection settings: WAL for concurrent readers, enforced foreign keys, and a busy
-/// timeout so writers queue instead of failing at once.
+/// SQLite page cache per connection, KiB (SQLite's default is 2,048). A small server's whole
+/// database fits either way; a large one is served from the OS page cache behind it. Measured
+/// at 100,000 users with 5 connections: peak RSS 70-71 -> 62-63 MiB during logins and
+/// 32-33 -> 25 MiB without, status req/s within the run-to-run noise.
+const CACHE_KIB: u32 = 512;
+
+/// Per-connection settings: WAL for concurrent readers, enforced foreign keys, a busy
+/// timeout so writers queue instead of failing at once, and a small page cache.
 fn init(conn: &mut Connection) -> rusqlite::Result<()> {
     // SQLite quietly opens a write-protected file read-only. Refuse such a connection: kept in
     // the pool it would fail every write even after the file is writable again.
@@ -47,12 +53,13 @@ fn init(conn: &mut Connection) -> rusqlite::Result<()> {
             Some("the database file is read-only".into()),
         ));
     }
-    conn.execute_batch(
+    conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
          PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
-    )?;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -{CACHE_KIB};"
+    ))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
