@@ -180,10 +180,11 @@ impl Db {
     }
 }
 
-/// Serializes this process's write transactions. SQLite admits one writer at a time anyway;
-/// queueing here hands the lock to the next writer the moment it is free, where SQLite's busy
-/// handler would put it to sleep for 1–100 ms and retry (measured: begin→cancel p99 38 ms at
-/// 16 connections before this gate). Other processes (the CLI) still meet the busy timeout.
+/// Serializes this process's write transactions: each batch of the writer thread
+/// ([`writer`]) and each [`in_tx`] (logins, failure records, CLI work). SQLite admits one
+/// writer at a time anyway; queueing here hands the lock over the moment it is free, where
+/// SQLite's busy handler would sleep 1–100 ms and retry. Other processes (the CLI) still meet
+/// the busy timeout.
 static WRITER: Mutex<()> = Mutex::new(());
 
 /// Runs `f` in an IMMEDIATE transaction. Client errors (4xx) still commit, so that failure
@@ -195,15 +196,19 @@ pub fn in_tx<T>(
     // A panic elsewhere cannot leave the () inside in a bad state.
     let _writer = WRITER.lock().unwrap_or_else(|p| p.into_inner());
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    match f(&tx) {
-        Ok(v) => {
-            tx.commit()?;
-            Ok(v)
-        }
-        Err(e) if e.is_client_error() => {
-            tx.commit()?;
-            Err(e)
-        }
-        Err(e) => Err(e),
+    let out = f(&tx);
+    if keeps_writes(&out) {
+        tx.commit()?;
+    }
+    out
+}
+
+/// Whether a write's changes are committed: on success and on client errors (4xx), so that
+/// failure counters and audit events written before the error persist; a server error undoes
+/// them. The one rule for [`in_tx`] and the writer thread.
+pub(crate) fn keeps_writes<T>(out: &Result<T, ApiError>) -> bool {
+    match out {
+        Ok(_) => true,
+        Err(e) => e.is_client_error(),
     }
 }

@@ -46,11 +46,7 @@ where
         };
         let out = catch_unwind(AssertUnwindSafe(|| f(conn)))
             .unwrap_or_else(|_| Err(ApiError::internal("a database write job panicked")));
-        // Client errors keep their changes (failure counters, audit events), as in `in_tx`.
-        let keep = match &out {
-            Ok(_) => true,
-            Err(e) => e.is_client_error(),
-        };
+        let keep = super::keeps_writes(&out);
         self.out = Some(out);
         keep
     }
