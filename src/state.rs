@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::fairings::rate_limit::RateLimiter;
+use crate::fairings::rate_limit::AddressLimiter;
 use crate::keys::Keys;
 
 /// Shared application state, managed by Rocket; cheap to clone into blocking tasks.
@@ -28,8 +28,9 @@ pub struct Inner {
     pub dummy_hash: String,
     /// The first-run setup token while no account exists.
     pub setup_token: Mutex<Option<String>>,
-    /// The enrollment-begin limiter (per user and per client IP).
-    pub begin_limiter: RateLimiter,
+    /// The enrollment-begin limiter's per-address windows (the per-user ones are in the
+    /// database).
+    pub begin_limiter: AddressLimiter,
 }
 
 impl App {

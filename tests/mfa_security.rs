@@ -65,6 +65,29 @@ fn begin_is_rate_limited_per_user() {
 }
 
 #[test]
+fn begin_limit_per_user_survives_restart() {
+    let s = server_with(&[("begin_limit_per_user", json!(2))]);
+    let (_, jwt) = s.bearer_for("ann@example.com");
+    for _ in 0..2 {
+        let res = s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None);
+        assert_eq!(res.status(), Status::Ok);
+        s.clock.advance(100);
+    }
+    let dir = s.dir;
+    drop(s.client);
+    let s = server_on(dir, &[("begin_limit_per_user", json!(2))]);
+    s.clock.set(T0 + 200);
+    let res = s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None);
+    let body = assert_error(res, Status::TooManyRequests, "RATE_LIMITED");
+    // The first call (at T0) frees its slot at T0 + 3600.
+    assert_eq!(body["retryAfter"], 3600 - 200);
+    s.clock.set(T0 + 3600);
+    let (_, jwt) = s.login("ann@example.com");
+    let res = s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None);
+    assert_eq!(res.status(), Status::Ok);
+}
+
+#[test]
 fn begin_is_rate_limited_per_ip() {
     let s = server_with(&[("begin_limit_per_ip", json!(3))]);
     let ip = "198.51.100.7:4000".parse().unwrap();

@@ -151,6 +151,26 @@ pub fn record_failure(
     Ok(())
 }
 
+/// The times of `user_id`'s enrollment begins after `since`, oldest first.
+pub fn begin_calls_since(
+    conn: &Connection,
+    user_id: i64,
+    since: i64,
+) -> Result<Vec<i64>, ApiError> {
+    let mut st = conn.prepare_cached(
+        "SELECT at FROM mfa_begin_calls WHERE user_id = ?1 AND at > ?2 ORDER BY at",
+    )?;
+    let rows = st.query_map(params![user_id, since], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records one enrollment begin of `user_id`.
+pub fn record_begin_call(conn: &Connection, user_id: i64, now: i64) -> Result<(), ApiError> {
+    conn.prepare_cached("INSERT INTO mfa_begin_calls (user_id, at) VALUES (?1, ?2)")?
+        .execute(params![user_id, now])?;
+    Ok(())
+}
+
 /// Forgets the failures of `scope`/`subject` (after a success).
 pub fn clear_failures(conn: &Connection, scope: &str, subject: &str) -> Result<(), ApiError> {
     conn.prepare_cached("DELETE FROM auth_failures WHERE scope = ?1 AND subject = ?2")?
@@ -219,13 +239,11 @@ pub fn spend_challenge(conn: &Connection, jti: &str, max_failures: i64) -> Resul
     )? == 1)
 }
 
-/// Drops expired challenges and failures older than `failures_before`.
-pub fn purge(conn: &Connection, now: i64, failures_before: i64) -> Result<(), ApiError> {
+/// Drops expired challenges, and failures and enrollment begins older than `older_than`.
+pub fn purge(conn: &Connection, now: i64, older_than: i64) -> Result<(), ApiError> {
     conn.execute("DELETE FROM mfa_challenges WHERE expires_at <= ?1", [now])?;
-    conn.execute(
-        "DELETE FROM auth_failures WHERE at <= ?1",
-        [failures_before],
-    )?;
+    conn.execute("DELETE FROM auth_failures WHERE at <= ?1", [older_than])?;
+    conn.execute("DELETE FROM mfa_begin_calls WHERE at <= ?1", [older_than])?;
     Ok(())
 }
 
