@@ -30,6 +30,7 @@ fn bench_smoke_runs_every_workload_and_prints_the_tables() {
     );
     for name in [
         "health",
+        "health (after status)",
         "status, Bearer JWT",
         "status, Bearer sb_ token",
         "status, token cookie",

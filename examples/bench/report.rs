@@ -42,7 +42,9 @@ pub struct Report {
     pub measure: f64,
     pub conns: Vec<usize>,
     pub scales: Vec<usize>,
-    pub argon2_per_core: f64,
+    /// One-core argon2id verifications/s, measured just before and just after the login rows;
+    /// the ceiling uses their mean.
+    pub argon2_runs: Vec<f64>,
     pub figures: Vec<Figure>,
     pub processes: Vec<Process>,
     pub notes: Vec<String>,
@@ -96,7 +98,7 @@ impl Report {
             measure: opts.measure.as_secs_f64(),
             conns: opts.conns.clone(),
             scales: opts.scales.clone(),
-            argon2_per_core: 0.0,
+            argon2_runs: Vec::new(),
             figures: Vec::new(),
             processes: Vec::new(),
             notes: Vec::new(),
@@ -115,6 +117,30 @@ impl Report {
             .map(|f| &f.out)
     }
 
+    /// `metric` of the rows named `name` at (scale, conns), averaged: the health floor is
+    /// measured before and after the status rows, so that drift during them cancels.
+    fn mean_of(
+        &self,
+        scale: usize,
+        name: &str,
+        conns: usize,
+        metric: &impl Fn(&Outcome) -> f64,
+    ) -> Option<f64> {
+        let v: Vec<f64> = self
+            .figures
+            .iter()
+            .filter(|f| f.scale == scale && f.conns == conns && base_name(&f.name) == name)
+            .map(|f| metric(&f.out))
+            .collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// Mean of [`Report::argon2_runs`] (0 without login rows).
+    pub fn argon2_per_core(&self) -> f64 {
+        let n = self.argon2_runs.len().max(1) as f64;
+        self.argon2_runs.iter().sum::<f64>() / n
+    }
+
     fn small(&self) -> usize {
         *self.scales.iter().min().unwrap_or(&0)
     }
@@ -125,19 +151,23 @@ impl Report {
         *self.conns.iter().max().unwrap_or(&0)
     }
 
-    /// Ratios a/b over every (scale, conns) pair where both exist.
+    /// Ratios of `metric` between rows a and b over every (scale, conns) pair where both
+    /// exist (each side averaged over its repeats, see [`Report::mean_of`]).
     fn ratios(
         &self,
         a: &str,
         b: &str,
-        f: impl Fn(&Outcome, &Outcome) -> f64,
+        metric: impl Fn(&Outcome) -> f64,
         conns: &[usize],
     ) -> Vec<(usize, usize, f64)> {
         let mut v = Vec::new();
         for &s in &self.scales {
             for &c in conns {
-                if let (Some(x), Some(y)) = (self.fig(s, a, c), self.fig(s, b, c)) {
-                    v.push((s, c, f(x, y)));
+                if let (Some(x), Some(y)) = (
+                    self.mean_of(s, a, c, &metric),
+                    self.mean_of(s, b, c, &metric),
+                ) {
+                    v.push((s, c, x / y));
                 }
             }
         }
@@ -184,7 +214,7 @@ impl Report {
         let all = self.conns.clone();
         let top = [self.top_conns()];
         for a in Auth::ALL {
-            let v = self.ratios(a.name(), "health", |x, y| x.rate() / y.rate(), &all);
+            let v = self.ratios(a.name(), "health", Outcome::rate, &all);
             t.extend(Self::ratio_target(
                 format!("{} req/s ÷ health req/s", a.name()),
                 &v,
@@ -194,7 +224,7 @@ impl Report {
             ));
         }
         for a in Auth::ALL {
-            let v = self.ratios(a.name(), "health", |x, y| x.q_ms(0.99) / y.q_ms(0.99), &top);
+            let v = self.ratios(a.name(), "health", |o| o.q_ms(0.99), &top);
             t.extend(Self::ratio_target(
                 format!("{} p99 ÷ health p99 at {} conns", a.name(), top[0]),
                 &v,
@@ -203,12 +233,7 @@ impl Report {
                 "≤ 3.00".into(),
             ));
         }
-        let v = self.ratios(
-            "begin→cancel pairs",
-            "health",
-            |x, y| x.rate() / y.rate(),
-            &all,
-        );
+        let v = self.ratios("begin→cancel pairs", "health", Outcome::rate, &all);
         t.extend(Self::ratio_target(
             "begin→cancel pairs/s ÷ health req/s".into(),
             &v,
@@ -216,7 +241,7 @@ impl Report {
             true,
             "≥ 0.15".into(),
         ));
-        let ceiling = self.cores as f64 * self.argon2_per_core;
+        let ceiling = self.cores as f64 * self.argon2_per_core();
         let mut v = Vec::new();
         for &c in &all {
             if let Some(l) = self.fig(self.large(), "password login", c) {
@@ -226,7 +251,8 @@ impl Report {
         t.extend(Self::ratio_target(
             format!(
                 "logins/s ÷ ({} cores × {:.1} argon2id/s on one core = {ceiling:.1}/s)",
-                self.cores, self.argon2_per_core
+                self.cores,
+                self.argon2_per_core()
             ),
             &v,
             0.8,
@@ -420,10 +446,15 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "\nargon2id (m = 19 MiB, t = 2, p = 1): {:.1} verifications/s on one core (this process, server idle, just before the login rows); {} cores → login ceiling {:.1}/s.\n",
-            self.argon2_per_core,
+            "\nargon2id (m = 19 MiB, t = 2, p = 1) on one core (this process, server idle): {} verifications/s just before / just after the login rows, mean {:.1}; {} cores → login ceiling {:.1}/s.\n",
+            self.argon2_runs
+                .iter()
+                .map(|r| format!("{r:.1}"))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            self.argon2_per_core(),
             self.cores,
-            self.cores as f64 * self.argon2_per_core
+            self.cores as f64 * self.argon2_per_core()
         );
         for n in &self.notes {
             let _ = writeln!(s, "- {n}");
@@ -454,4 +485,12 @@ impl Report {
         );
         s
     }
+}
+
+/// Suffix of a row measured a second time in the same run.
+pub const REPEAT: &str = " (after status)";
+
+/// The row name without [`REPEAT`]: "health (after status)" counts as "health".
+pub fn base_name(name: &str) -> &str {
+    name.strip_suffix(REPEAT).unwrap_or(name)
 }

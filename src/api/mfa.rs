@@ -129,7 +129,7 @@ async fn regenerate(
 
 #[get("/auth/mfa/status")]
 async fn status(app: &State<App>, cred: Credential) -> ApiResult<Json<MfaStatus>> {
-    let status = as_caller(app, cred, |c, me| service::status(c, me.user.id)).await?;
+    let status = as_caller(app, cred, |c, me| service::status(c, &me.user)).await?;
     Ok(Json(status))
 }
 

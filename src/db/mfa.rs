@@ -92,39 +92,6 @@ pub fn backup_codes_remaining(conn: &Connection, user_id: i64) -> Result<i64, Ap
         .query_row([user_id], |r| r.get(0))?)
 }
 
-/// What the status route shows, read in one query.
-#[derive(Debug, Clone, Copy)]
-pub struct StatusRow {
-    /// MFA fully on.
-    pub enabled: bool,
-    /// When it was turned on, Unix seconds.
-    pub enrolled_at: Option<i64>,
-    /// A sealed secret is stored (pending while `enabled` is false).
-    pub has_secret: bool,
-    /// Unused backup codes (counted only while MFA is on).
-    pub backup_codes_remaining: i64,
-}
-
-/// The status row of a user, in one query.
-pub fn status(conn: &Connection, user_id: i64) -> Result<Option<StatusRow>, ApiError> {
-    Ok(conn
-        .prepare_cached(
-            "SELECT u.mfa_enabled, u.mfa_enrolled_at, u.mfa_secret IS NOT NULL, \
-             CASE WHEN u.mfa_enabled THEN (SELECT COUNT(*) FROM backup_codes b \
-             WHERE b.user_id = u.id AND b.used_at IS NULL) ELSE 0 END \
-             FROM users u WHERE u.id = ?1",
-        )?
-        .query_row([user_id], |r| {
-            Ok(StatusRow {
-                enabled: r.get(0)?,
-                enrolled_at: r.get(1)?,
-                has_secret: r.get(2)?,
-                backup_codes_remaining: r.get(3)?,
-            })
-        })
-        .optional()?)
-}
-
 /// Failures of `scope`/`subject` within the window: how many, and the oldest's time.
 pub fn failures_since(
     conn: &Connection,

@@ -20,11 +20,24 @@ pub struct User {
     pub has_password: bool,
     /// Whether TOTP is fully enabled.
     pub mfa_enabled: bool,
+    /// When TOTP was turned on, Unix seconds.
+    #[serde(skip)]
+    pub mfa_enrolled_at: Option<i64>,
+    /// Whether a sealed TOTP secret is stored (pending while `mfa_enabled` is false).
+    #[serde(skip)]
+    pub mfa_has_secret: bool,
+}
+
+/// [`USER_COLS`] as a literal, for `concat!`.
+macro_rules! user_cols {
+    () => {
+        "u.id, u.email, u.name, u.is_admin, u.password_hash IS NOT NULL, u.mfa_enabled, \
+         u.mfa_enrolled_at, u.mfa_secret IS NOT NULL"
+    };
 }
 
 /// The columns [`user_from_row`] expects, in order.
-pub const USER_COLS: &str =
-    "u.id, u.email, u.name, u.is_admin, u.password_hash IS NOT NULL, u.mfa_enabled";
+pub const USER_COLS: &str = user_cols!();
 
 /// Maps a row selected with [`USER_COLS`] from column `off` on.
 pub fn user_at(row: &Row<'_>, off: usize) -> rusqlite::Result<User> {
@@ -35,6 +48,8 @@ pub fn user_at(row: &Row<'_>, off: usize) -> rusqlite::Result<User> {
         is_admin: row.get(off + 3)?,
         has_password: row.get(off + 4)?,
         mfa_enabled: row.get(off + 5)?,
+        mfa_enrolled_at: row.get(off + 6)?,
+        mfa_has_secret: row.get(off + 7)?,
     })
 }
 
@@ -79,22 +94,21 @@ pub struct UserRecord {
     pub password_hash: Option<String>,
     /// Sealed TOTP secret (pending or enabled).
     pub mfa_secret: Option<Vec<u8>>,
-    /// When MFA was enabled.
-    pub mfa_enrolled_at: Option<i64>,
     /// Last accepted TOTP time step.
     pub mfa_last_step: Option<i64>,
 }
 
-const RECORD_COLS: &str = "u.id, u.email, u.name, u.is_admin, u.password_hash IS NOT NULL, \
-     u.mfa_enabled, u.password_hash, u.mfa_secret, u.mfa_enrolled_at, u.mfa_last_step";
+const RECORD_COLS: &str = concat!(
+    user_cols!(),
+    ", u.password_hash, u.mfa_secret, u.mfa_last_step"
+);
 
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
         user: user_from_row(row)?,
-        password_hash: row.get(6)?,
-        mfa_secret: row.get(7)?,
-        mfa_enrolled_at: row.get(8)?,
-        mfa_last_step: row.get(9)?,
+        password_hash: row.get(8)?,
+        mfa_secret: row.get(9)?,
+        mfa_last_step: row.get(10)?,
     })
 }
 
@@ -130,6 +144,8 @@ pub fn create(
             is_admin,
             has_password: password_hash.is_some(),
             mfa_enabled: false,
+            mfa_enrolled_at: None,
+            mfa_has_secret: false,
         }),
     }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::backup::{self, CodeInput};
 use super::{otpauth_url, seal, secret_base32, totp};
 use crate::auth::password;
-use crate::db::users::{self, UserRecord};
+use crate::db::users::{self, User, UserRecord};
 use crate::db::{in_tx, mfa as repo};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
@@ -326,14 +326,19 @@ pub fn regenerate(app: &App, tx: &Connection, step: &StepUp) -> ApiResult<Vec<St
     Ok(codes)
 }
 
-/// The caller's MFA status.
-pub fn status(conn: &Connection, user_id: i64) -> ApiResult<MfaStatus> {
-    let row = repo::status(conn, user_id)?.ok_or_else(ApiError::unauthorized)?;
+/// The caller's MFA status: the user row comes with the credential lookup, so only an
+/// enabled account costs a query (its unused backup codes).
+pub fn status(conn: &Connection, user: &User) -> ApiResult<MfaStatus> {
+    let backup_codes_remaining = if user.mfa_enabled {
+        repo::backup_codes_remaining(conn, user.id)?
+    } else {
+        0
+    };
     Ok(MfaStatus {
-        enabled: row.enabled,
-        enrolled_at: row.enrolled_at.map(crate::clock::rfc3339),
-        pending: !row.enabled && row.has_secret,
-        backup_codes_remaining: row.backup_codes_remaining,
+        enabled: user.mfa_enabled,
+        enrolled_at: user.mfa_enrolled_at.map(crate::clock::rfc3339),
+        pending: !user.mfa_enabled && user.mfa_has_secret,
+        backup_codes_remaining,
     })
 }
 
