@@ -118,17 +118,30 @@ pub fn record_failure(
     Ok(())
 }
 
-/// The times of `user_id`'s enrollment begins after `since`, oldest first.
+/// Of `user_id`'s enrollment begins after `since`: how many, and, when there are at least
+/// `limit` (> 0), the time of the `limit`-th newest (the one whose expiry frees a slot).
+/// Both read only the `(user_id, at)` index, and the second stops after `limit` entries.
 pub fn begin_calls_since(
     conn: &Connection,
     user_id: i64,
     since: i64,
-) -> Result<Vec<i64>, ApiError> {
-    let mut st = conn.prepare_cached(
-        "SELECT at FROM mfa_begin_calls WHERE user_id = ?1 AND at > ?2 ORDER BY at",
-    )?;
-    let rows = st.query_map(params![user_id, since], |r| r.get(0))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    limit: u32,
+) -> Result<(u64, Option<i64>), ApiError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM mfa_begin_calls WHERE user_id = ?1 AND at > ?2")?
+        .query_row(params![user_id, since], |r| r.get(0))?;
+    let n = n.unsigned_abs();
+    if limit == 0 || n < u64::from(limit) {
+        return Ok((n, None));
+    }
+    let frees = conn
+        .prepare_cached(
+            "SELECT at FROM mfa_begin_calls WHERE user_id = ?1 AND at > ?2 \
+             ORDER BY at DESC LIMIT 1 OFFSET ?3",
+        )?
+        .query_row(params![user_id, since, limit - 1], |r| r.get(0))
+        .optional()?;
+    Ok((n, frees))
 }
 
 /// Records one enrollment begin of `user_id`.

@@ -19,17 +19,24 @@ use crate::db::mfa as repo;
 use crate::error::ApiError;
 use crate::state::App;
 
-/// Seconds until a window that holds `times` (those still inside it, oldest first) has room
-/// under `limit`; 0 when it has room now.
-pub fn wait_for_slot(times: &[i64], limit: u32, window: i64, now: i64) -> i64 {
-    let limit = limit as usize;
+/// Seconds until a window that holds `held` calls has room under `limit`; 0 when it has room
+/// now. `frees` is the time of the `limit`-th newest call, whose expiry makes room.
+pub fn wait_for_slot(held: u64, frees: Option<i64>, limit: u32, window: i64, now: i64) -> i64 {
     if limit == 0 {
         return 1;
     }
-    match times.len().checked_sub(limit) {
-        Some(i) => (times[i] + window - now).max(1),
-        None => 0,
+    if held < u64::from(limit) {
+        return 0;
     }
+    frees.map_or(1, |t| (t + window - now).max(1))
+}
+
+/// [`wait_for_slot`] for a window's times, oldest first.
+fn wait_for_times(times: &[i64], limit: u32, window: i64, now: i64) -> i64 {
+    let frees = (limit as usize)
+        .checked_sub(1)
+        .and_then(|k| times.iter().rev().nth(k).copied());
+    wait_for_slot(times.len() as u64, frees, limit, window, now)
 }
 
 /// In-memory rolling windows per client address.
@@ -83,7 +90,7 @@ impl AddressLimiter {
         while q.front().is_some_and(|&t| t <= now - window) {
             q.pop_front();
         }
-        let wait = wait_for_slot(q.make_contiguous(), limit, window, now).max(other_wait);
+        let wait = wait_for_times(q.make_contiguous(), limit, window, now).max(other_wait);
         if wait > 0 {
             return Err(wait as u64);
         }
@@ -147,8 +154,9 @@ fn take_begin_slot(
 ) -> Result<Result<(), u64>, ApiError> {
     let (c, now) = (&app.config, app.now());
     let window = c.begin_window_secs;
-    let times = repo::begin_calls_since(tx, user_id, now - window)?;
-    let user_wait = wait_for_slot(&times, c.begin_limit_per_user, window, now);
+    let limit = c.begin_limit_per_user;
+    let (held, frees) = repo::begin_calls_since(tx, user_id, now - window, limit)?;
+    let user_wait = wait_for_slot(held, frees, limit, window, now);
     match app
         .begin_limiter
         .hit(info.ip, c.begin_limit_per_ip, window, now, user_wait)
@@ -221,13 +229,15 @@ mod tests {
     }
 
     #[test]
-    fn wait_for_slot_counts_from_the_call_that_frees_one() {
-        assert_eq!(wait_for_slot(&[], 3, 100, 50), 0);
-        assert_eq!(wait_for_slot(&[10, 20], 3, 100, 50), 0);
-        assert_eq!(wait_for_slot(&[10, 20, 30], 3, 100, 50), 60);
+    fn wait_counts_from_the_call_that_frees_a_slot() {
+        assert_eq!(wait_for_times(&[], 3, 100, 50), 0);
+        assert_eq!(wait_for_times(&[10, 20], 3, 100, 50), 0);
+        assert_eq!(wait_for_times(&[10, 20, 30], 3, 100, 50), 60);
         // More calls than the limit (a lowered limit): the first two must expire.
-        assert_eq!(wait_for_slot(&[10, 20, 30, 40], 3, 100, 50), 70);
-        assert_eq!(wait_for_slot(&[10], 0, 100, 50), 1);
-        assert_eq!(wait_for_slot(&[0], 1, 100, 100), 1, "never 0 while full");
+        assert_eq!(wait_for_times(&[10, 20, 30, 40], 3, 100, 50), 70);
+        assert_eq!(wait_for_times(&[10], 0, 100, 50), 1);
+        assert_eq!(wait_for_times(&[0], 1, 100, 100), 1, "never 0 while full");
+        assert_eq!(wait_for_slot(5, Some(20), 3, 100, 50), 70);
+        assert_eq!(wait_for_slot(2, None, 3, 100, 50), 0);
     }
 }
