@@ -24,3 +24,16 @@ pub fn tune() {
         }
     }
 }
+
+/// Hands the heap pages that freed memory left whole back to the kernel. Called every few
+/// seconds: request buffers freed across several per-thread heaps otherwise stay resident
+/// (measured: 3.4 of 7.7 MiB of anonymous memory after a 64-connection load). A no-op
+/// outside glibc.
+pub fn trim() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory; it takes the allocator's own locks and
+    // is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -155,11 +155,14 @@ async fn purge_loop(app: App) {
     }
 }
 
-/// Writes recorded session and token activity every few seconds (see [`db::activity`]).
+/// Writes recorded session and token activity every few seconds (see [`db::activity`]), then
+/// returns freed heap pages to the kernel ([`alloc::trim`]).
 async fn activity_loop(app: App) {
     let every = std::time::Duration::from_secs(db::activity::FLUSH_SECS);
     loop {
         rocket::tokio::time::sleep(every).await;
         app.db.flush_activity().await;
+        // Off the async workers: it walks every heap.
+        let _ = rocket::tokio::task::spawn_blocking(alloc::trim).await;
     }
 }
