@@ -265,239 +265,348 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         keys,
         rep: &mut rep,
     };
-    let largest = *opts.scales.iter().max().unwrap_or(&0);
+    let mut sites = Vec::new();
     for &scale in &opts.scales {
-        run_scale(&mut ctx, &bin, &key_b64, &pw_hash, scale, scale == largest)?;
+        sites.push(Site::open(&mut ctx, &bin, &key_b64, &pw_hash, scale)?);
+    }
+    measure_all(&mut ctx, &mut sites, &pw_hash)?;
+    for site in sites {
+        site.close(&mut ctx, &bin, &key_b64)?;
     }
     rep.total_secs = t_all.elapsed().as_secs_f64();
     Ok(rep)
 }
 
-fn run_scale(
-    ctx: &mut Ctx<'_>,
-    bin: &std::path::Path,
-    key_b64: &str,
-    pw_hash: &str,
+/// One scale: its seeded data dir and running server.
+struct Site {
     scale: usize,
-    largest: bool,
-) -> Result<(), String> {
+    dir: tempfile::TempDir,
+    db_path: PathBuf,
+    log_path: PathBuf,
+    users: Arc<Vec<User>>,
+    /// Indexes of users without MFA.
+    plain: Arc<Vec<usize>>,
+    next_id: i64,
+    srv: Server,
+    proc_fig: report::Process,
+    pairs_rate: f64,
+    cycle_rate: f64,
+}
+
+impl Site {
+    /// Seeds a fresh data dir with `scale` users and starts the server on it.
+    fn open(
+        ctx: &mut Ctx<'_>,
+        bin: &std::path::Path,
+        key_b64: &str,
+        pw_hash: &str,
+        scale: usize,
+    ) -> Result<Site, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("slugbase-bench-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let data = dir.path().to_path_buf();
+        let (db_path, log_path) = (data.join("slugbase.db"), data.join("server.log"));
+        log(&format!(
+            "scale {scale}: seeding {} (every {}th account with MFA on)",
+            data.display(),
+            seed::MFA_EVERY
+        ));
+        let t = Instant::now();
+        let mut conn = seed::open(&db_path)?;
+        let users = Arc::new(seed::users(
+            &mut conn,
+            &ctx.keys,
+            1,
+            scale,
+            Some(pw_hash),
+            true,
+            true,
+            "user",
+        )?);
+        // Closed before the server starts: the last connection to close checkpoints the WAL,
+        // and an open one here would leave the server's restart to replay it.
+        drop(conn);
+        let seed_secs = t.elapsed().as_secs_f64();
+        log(&format!(
+            "scale {scale}: {} users with a token and a session each in {seed_secs:.2} s",
+            users.len()
+        ));
+        let plain = Arc::new((0..users.len()).filter(|&i| !users[i].mfa).collect());
+        let srv = Server::start(bin, &data, key_b64, &log_path)?;
+        log(&format!(
+            "scale {scale}: server pid {} on {}, healthy {:.1} ms after start",
+            srv.pid,
+            srv.addr,
+            srv.start_to_healthy.as_secs_f64() * 1e3
+        ));
+        std::thread::sleep(Duration::from_millis(if ctx.opts.smoke {
+            200
+        } else {
+            1000
+        }));
+        let proc_fig = report::Process {
+            scale,
+            seed_secs,
+            first_start_ms: srv.start_to_healthy.as_secs_f64() * 1e3,
+            idle_rss_kib: srv.rss_kib().0,
+            ..Default::default()
+        };
+        Ok(Site {
+            scale,
+            dir,
+            db_path,
+            log_path,
+            users,
+            plain,
+            next_id: scale as i64 + 1,
+            srv,
+            proc_fig,
+            pairs_rate: 0.0,
+            cycle_rate: 0.0,
+        })
+    }
+
+    /// Final figures: table sizes, then a restart on the database (start-to-healthy and idle
+    /// RSS of a fresh process).
+    fn close(
+        mut self,
+        ctx: &mut Ctx<'_>,
+        bin: &std::path::Path,
+        key_b64: &str,
+    ) -> Result<(), String> {
+        let (opts, scale) = (ctx.opts, self.scale);
+        self.srv.resume();
+        let data = self.dir.path().to_path_buf();
+        self.proc_fig.hwm_end_kib = self.srv.rss_kib().1;
+        self.proc_fig.wal_bytes = std::fs::metadata(data.join("slugbase.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        {
+            let conn = seed::open(&self.db_path)?;
+            self.proc_fig.rows = [
+                "users",
+                "sessions",
+                "api_tokens",
+                "backup_codes",
+                "mfa_events",
+            ]
+            .iter()
+            .map(|t| (t.to_string(), seed::count(&conn, t)))
+            .collect();
+        }
+        self.srv.stop();
+        let mut p = self.proc_fig;
+        p.db_bytes = std::fs::metadata(&self.db_path)
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let srv = Server::start(bin, &data, key_b64, &self.log_path)?;
+        p.restart_ms = srv.start_to_healthy.as_secs_f64() * 1e3;
+        std::thread::sleep(Duration::from_millis(if opts.smoke { 200 } else { 1000 }));
+        p.restart_idle_rss_kib = srv.rss_kib().0;
+        log(&format!(
+            "scale {scale}: restart on the seeded database healthy after {:.1} ms, idle RSS {} KiB",
+            p.restart_ms, p.restart_idle_rss_kib
+        ));
+        srv.stop();
+        ctx.rep.processes.push(p);
+        if opts.keep {
+            let kept = self.dir.keep();
+            log(&format!("kept {}", kept.display()));
+        }
+        Ok(())
+    }
+}
+
+/// Lets `sites[i]`'s server run and freezes the others (SIGSTOP), so that an idle server's
+/// background work (its activity flush, every 10 s) does not fall into another's row.
+fn focus(sites: &mut [Site], i: usize) -> &mut Site {
+    for (k, s) in sites.iter().enumerate() {
+        if k != i {
+            s.srv.pause();
+        }
+    }
+    sites[i].srv.resume();
+    &mut sites[i]
+}
+
+/// Every row. The scales take turns row by row (1,000 users, then 100,000, at the same
+/// workload and connection count), so that the machine's drift over the run falls on both
+/// alike; the health floor is measured before and after the status rows.
+fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(), String> {
     let opts = ctx.opts;
-    let dir = tempfile::Builder::new()
-        .prefix("slugbase-bench-")
-        .tempdir()
-        .map_err(|e| e.to_string())?;
-    let data = dir.path().to_path_buf();
-    let db_path = data.join("slugbase.db");
-    let log_path = data.join("server.log");
-    log(&format!(
-        "scale {scale}: seeding {} (every {}th account with MFA on)",
-        data.display(),
-        seed::MFA_EVERY
-    ));
-    let t = Instant::now();
-    let mut conn = seed::open(&db_path)?;
-    let users = Arc::new(seed::users(
-        &mut conn,
-        &ctx.keys,
-        1,
-        scale,
-        Some(pw_hash),
-        true,
-        true,
-        "user",
-    )?);
-    // Closed before the server starts: the last connection to close checkpoints the WAL, and
-    // an open one here would leave the server's restart to replay it.
-    drop(conn);
-    let seed_secs = t.elapsed().as_secs_f64();
-    log(&format!(
-        "scale {scale}: {} users with a token and a session each in {seed_secs:.2} s",
-        users.len()
-    ));
-    let plain: Arc<Vec<usize>> = Arc::new((0..users.len()).filter(|&i| !users[i].mfa).collect());
-    let mut next_id = scale as i64 + 1;
-
-    let srv = Server::start(bin, &data, key_b64, &log_path)?;
-    log(&format!(
-        "scale {scale}: server pid {} on {}, healthy {:.1} ms after start",
-        srv.pid,
-        srv.addr,
-        srv.start_to_healthy.as_secs_f64() * 1e3
-    ));
-    std::thread::sleep(Duration::from_millis(if opts.smoke { 200 } else { 1000 }));
-    let idle = srv.rss_kib().0;
-    let mut proc_fig = report::Process {
-        scale,
-        seed_secs,
-        first_start_ms: srv.start_to_healthy.as_secs_f64() * 1e3,
-        idle_rss_kib: idle,
-        ..Default::default()
-    };
-
     let conns_list = opts.conns.clone();
     let statuses: Vec<Auth> = Auth::ALL
         .into_iter()
         .filter(|a| opts.wants(a.name()))
         .collect();
-    if opts.wants("health") {
+    let health = |ctx: &mut Ctx<'_>, sites: &mut [Site], name: &str| {
         for &c in &conns_list {
-            ctx.measure(&srv, scale, "health", c, Arc::new(load::Health));
+            for i in 0..sites.len() {
+                let s = focus(sites, i);
+                ctx.measure(&s.srv, s.scale, name, c, Arc::new(load::Health));
+            }
         }
+    };
+    if opts.wants("health") {
+        health(ctx, sites, "health");
     }
     for &auth in &statuses {
         for &c in &conns_list {
-            let w = Arc::new(load::Status {
-                users: users.clone(),
-                auth,
-            });
-            ctx.measure(&srv, scale, auth.name(), c, w);
+            for i in 0..sites.len() {
+                let s = focus(sites, i);
+                let w = Arc::new(load::Status {
+                    users: s.users.clone(),
+                    auth,
+                });
+                ctx.measure(&s.srv, s.scale, auth.name(), c, w);
+            }
         }
     }
-    // The floor again: the status ratios use the mean of both health rows, so that the
-    // machine's drift over the status rows (a minute and a half) cancels.
+    // The status ratios use the mean of both health rows, so that the machine's drift over
+    // the status rows cancels.
     if opts.wants("health") && !statuses.is_empty() {
-        let name = format!("health{}", report::REPEAT);
-        for &c in &conns_list {
-            ctx.measure(&srv, scale, &name, c, Arc::new(load::Health));
-        }
+        health(ctx, sites, &format!("health{}", report::REPEAT));
     }
-    let mut pairs_rate = 0.0f64;
     if opts.wants("begin→cancel") || opts.wants("begin") {
         for &c in &conns_list {
-            let w = Arc::new(load::BeginCancel {
-                users: users.clone(),
-                plain: plain.clone(),
-                conns: c,
-            });
-            pairs_rate =
-                pairs_rate.max(ctx.measure(&srv, scale, "begin→cancel pairs", c, w).rate());
+            for i in 0..sites.len() {
+                let s = focus(sites, i);
+                let w = Arc::new(load::BeginCancel {
+                    users: s.users.clone(),
+                    plain: s.plain.clone(),
+                    conns: c,
+                });
+                let r = ctx
+                    .measure(&s.srv, s.scale, "begin→cancel pairs", c, w)
+                    .rate();
+                s.pairs_rate = s.pairs_rate.max(r);
+            }
         }
     }
-    proc_fig.hwm_before_pools_kib = srv.rss_kib().1;
+    for s in sites.iter_mut() {
+        s.proc_fig.hwm_before_pools_kib = s.srv.rss_kib().1;
+    }
     if opts.wants("cycle") {
-        // Fresh password-less users, inserted while the server is idle; sized from the
-        // measured rate so the pool lasts the window.
-        let mut est = if pairs_rate > 0.0 {
-            pairs_rate / 2.0
-        } else {
-            500.0
-        };
         for &c in &conns_list {
-            let n = pool_size(est, opts, c);
-            let mut conn = seed::open(&db_path)?;
-            let fresh = seed::users(
-                &mut conn, &ctx.keys, next_id, n, None, false, false, "fresh",
-            )?;
-            seed::settle(&conn)?;
-            let first = next_id;
-            next_id += n as i64;
-            let w = Arc::new(load::Cycle {
-                pool: Pool::new(fresh),
-            });
-            let o = ctx.measure(&srv, scale, "enroll→confirm→disable cycles", c, w.clone());
-            seed::drop_users(&conn, first + w.pool.used() as i64, next_id)?;
-            seed::settle(&conn)?;
-            note_pool(
-                ctx,
-                "cycle",
-                scale,
-                c,
-                w.pool.used(),
-                w.pool.len(),
-                o.exhausted,
-            );
-            est = est.max(o.rate());
+            for i in 0..sites.len() {
+                cycle_row(ctx, focus(sites, i), c)?;
+            }
         }
     }
-    if largest && opts.wants("verify") {
-        let mfa_users: Vec<&User> = users.iter().filter(|u| u.mfa).collect();
-        check_real_login(ctx, &srv, &db_path, &mfa_users)?;
-        // A verify is one write transaction, a pair two: start from twice the pair rate.
-        let mut est = if pairs_rate > 0.0 {
-            2.0 * pairs_rate
-        } else {
-            4000.0
-        };
-        for &c in &conns_list {
-            let n = pool_size(est, opts, c);
-            let mut conn = seed::open(&db_path)?;
-            let pend = seed::pending(&mut conn, &ctx.keys, &mfa_users, n)?;
-            seed::settle(&conn)?;
-            let w = Arc::new(load::Verify {
-                pool: Pool::new(pend),
-            });
-            let o = ctx.measure(&srv, scale, "login step-up (mfa/verify)", c, w.clone());
-            note_pool(
-                ctx,
-                "verify",
-                scale,
-                c,
-                w.pool.used(),
-                w.pool.len(),
-                o.exhausted,
-            );
-            est = est.max(o.rate());
-        }
+    for s in sites.iter_mut() {
+        s.proc_fig.hwm_before_login_kib = s.srv.rss_kib().1;
     }
-    proc_fig.hwm_before_login_kib = srv.rss_kib().1;
-    if largest && opts.wants("login") {
-        // The ceiling logins are held to: one core's argon2id rate, measured here with the
-        // server idle just before and just after the login rows, so that both figures see
-        // the same machine conditions.
-        let one_core = |ctx: &mut Ctx<'_>| {
-            let r = argon2_rate(pw_hash, opts.argon2_secs);
-            log(&format!(
-                "argon2id: {r:.1} verifications/s on one core (server idle)"
-            ));
-            ctx.rep.argon2_runs.push(r);
-        };
-        one_core(ctx);
-        for &c in &conns_list {
-            let w = Arc::new(load::Login {
-                users: users.clone(),
-                plain: plain.clone(),
-                conns: c,
-            });
-            ctx.measure(&srv, scale, "password login", c, w);
-        }
-        one_core(ctx);
+    let Some(largest) = (0..sites.len()).max_by_key(|&i| sites[i].scale) else {
+        return Ok(());
+    };
+    let s = focus(sites, largest);
+    if opts.wants("verify") {
+        verify_rows(ctx, s, &conns_list)?;
     }
-    proc_fig.hwm_end_kib = srv.rss_kib().1;
-    proc_fig.wal_bytes = std::fs::metadata(data.join("slugbase.db-wal"))
-        .map(|m| m.len())
-        .unwrap_or(0);
-    {
-        let conn = seed::open(&db_path)?;
-        proc_fig.rows = [
-            "users",
-            "sessions",
-            "api_tokens",
-            "backup_codes",
-            "mfa_events",
-        ]
-        .iter()
-        .map(|t| (t.to_string(), seed::count(&conn, t)))
-        .collect();
-    }
-    srv.stop();
-    proc_fig.db_bytes = std::fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0);
-
-    // Restart on the existing database: start-to-healthy and idle RSS of a fresh process.
-    let srv = Server::start(bin, &data, key_b64, &log_path)?;
-    proc_fig.restart_ms = srv.start_to_healthy.as_secs_f64() * 1e3;
-    std::thread::sleep(Duration::from_millis(if opts.smoke { 200 } else { 1000 }));
-    proc_fig.restart_idle_rss_kib = srv.rss_kib().0;
-    log(&format!(
-        "scale {scale}: restart on the seeded database healthy after {:.1} ms, idle RSS {} KiB",
-        proc_fig.restart_ms, proc_fig.restart_idle_rss_kib
-    ));
-    srv.stop();
-    ctx.rep.processes.push(proc_fig);
-    if opts.keep {
-        let kept = dir.keep();
-        log(&format!("kept {}", kept.display()));
+    s.proc_fig.hwm_before_login_kib = s.srv.rss_kib().1;
+    if opts.wants("login") {
+        login_rows(ctx, s, &conns_list, pw_hash);
     }
     Ok(())
+}
+
+/// Enroll cycles on fresh password-less users, inserted while the server is idle and sized
+/// from the measured rate so the pool lasts the window.
+fn cycle_row(ctx: &mut Ctx<'_>, s: &mut Site, c: usize) -> Result<(), String> {
+    let est = if s.pairs_rate > 0.0 {
+        (s.pairs_rate / 2.0).max(s.cycle_rate)
+    } else {
+        500.0_f64.max(s.cycle_rate)
+    };
+    let n = pool_size(est, ctx.opts, c);
+    let mut conn = seed::open(&s.db_path)?;
+    let fresh = seed::users(
+        &mut conn, &ctx.keys, s.next_id, n, None, false, false, "fresh",
+    )?;
+    seed::settle(&conn)?;
+    let first = s.next_id;
+    s.next_id += n as i64;
+    let w = Arc::new(load::Cycle {
+        pool: Pool::new(fresh),
+    });
+    let o = ctx.measure(
+        &s.srv,
+        s.scale,
+        "enroll→confirm→disable cycles",
+        c,
+        w.clone(),
+    );
+    seed::drop_users(&conn, first + w.pool.used() as i64, s.next_id)?;
+    seed::settle(&conn)?;
+    note_pool(
+        ctx,
+        "cycle",
+        s.scale,
+        c,
+        w.pool.used(),
+        w.pool.len(),
+        o.exhausted,
+    );
+    // The next cycle row sizes its pool from this one's rate too.
+    s.cycle_rate = s.cycle_rate.max(o.rate());
+    Ok(())
+}
+
+fn verify_rows(ctx: &mut Ctx<'_>, s: &mut Site, conns_list: &[usize]) -> Result<(), String> {
+    let mfa_users: Vec<&User> = s.users.iter().filter(|u| u.mfa).collect();
+    check_real_login(ctx, &s.srv, &s.db_path, &mfa_users)?;
+    // A verify is one write transaction, a pair two: start from twice the pair rate.
+    let mut est = if s.pairs_rate > 0.0 {
+        2.0 * s.pairs_rate
+    } else {
+        4000.0
+    };
+    for &c in conns_list {
+        let n = pool_size(est, ctx.opts, c);
+        let mut conn = seed::open(&s.db_path)?;
+        let pend = seed::pending(&mut conn, &ctx.keys, &mfa_users, n)?;
+        seed::settle(&conn)?;
+        let w = Arc::new(load::Verify {
+            pool: Pool::new(pend),
+        });
+        let o = ctx.measure(&s.srv, s.scale, "login step-up (mfa/verify)", c, w.clone());
+        note_pool(
+            ctx,
+            "verify",
+            s.scale,
+            c,
+            w.pool.used(),
+            w.pool.len(),
+            o.exhausted,
+        );
+        est = est.max(o.rate());
+    }
+    Ok(())
+}
+
+fn login_rows(ctx: &mut Ctx<'_>, s: &Site, conns_list: &[usize], pw_hash: &str) {
+    // The ceiling logins are held to: one core's argon2id rate, measured here with the
+    // server idle just before and just after the login rows, so that both figures see the
+    // same machine conditions.
+    let one_core = |ctx: &mut Ctx<'_>| {
+        let r = argon2_rate(pw_hash, ctx.opts.argon2_secs);
+        log(&format!(
+            "argon2id: {r:.1} verifications/s on one core (server idle)"
+        ));
+        ctx.rep.argon2_runs.push(r);
+    };
+    one_core(ctx);
+    for &c in conns_list {
+        let w = Arc::new(load::Login {
+            users: s.users.clone(),
+            plain: s.plain.clone(),
+            conns: c,
+        });
+        ctx.measure(&s.srv, s.scale, "password login", c, w);
+    }
+    one_core(ctx);
 }
 
 /// Items for one pooled run: the estimated rate over warm-up and window, doubled, plus slack.

@@ -384,13 +384,18 @@ impl Report {
             self.measure,
             self.total_secs
         );
-        let _ = writeln!(s, "### Figures\n");
+        let _ = writeln!(
+            s,
+            "### Figures\n\nGrouped by scale here. The rows were measured in turns: each workload at one connection count on every scale back to back, with the server not being measured stopped (SIGSTOP).\n"
+        );
         let _ = writeln!(s, "| users | benchmark | conns | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU | bench CPU | other CPU | server threads | server RSS max MiB (anon) |");
         let _ = writeln!(
             s,
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
-        for f in &self.figures {
+        let mut by_scale: Vec<&Figure> = self.figures.iter().collect();
+        by_scale.sort_by_key(|f| f.scale);
+        for f in by_scale {
             let o = &f.out;
             let _ = writeln!(
                 s,

@@ -198,12 +198,27 @@ impl Server {
         rss_kib(self.pid)
     }
 
+    /// Freezes the process (SIGSTOP) while another server is measured.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// Lets a paused process run again (SIGCONT; harmless when it runs).
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        // SAFETY: plain kill(2) on the child we started (not yet reaped: we hold `child`).
+        unsafe {
+            libc::kill(self.pid as libc::pid_t, sig);
+        }
+    }
+
     /// Graceful stop (SIGTERM), then SIGKILL if it lingers.
     pub fn stop(mut self) {
-        // SAFETY: plain kill(2) on the child we started.
-        unsafe {
-            libc::kill(self.pid as libc::pid_t, libc::SIGTERM);
-        }
+        self.resume();
+        self.signal(libc::SIGTERM);
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(15) {
             if let Ok(Some(_)) = self.child.try_wait() {
