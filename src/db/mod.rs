@@ -212,3 +212,47 @@ pub(crate) fn keeps_writes<T>(out: &Result<T, ApiError>) -> bool {
         Err(e) => e.is_client_error(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made by the first release (V1 only) upgrades in place and keeps its data.
+    #[test]
+    fn upgrades_a_v1_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let mut conn = open(&path).unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(1))
+            .run(&mut conn)
+            .unwrap();
+        conn.execute(
+            "INSERT INTO users (email, name, created_at) VALUES ('ann@example.com', 'Ann', 1)",
+            [],
+        )
+        .unwrap();
+        let pending = pending_migrations(&mut conn).unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert!(pending[0].contains("begin_calls"), "{pending:?}");
+
+        migrate(&mut conn).unwrap();
+        assert!(pending_migrations(&mut conn).unwrap().is_empty());
+        let id: i64 = conn
+            .query_row(
+                "SELECT id FROM users WHERE email = 'ann@example.com'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        mfa::record_begin_call(&conn, id, 100).unwrap();
+        assert_eq!(mfa::begin_calls_since(&conn, id, 0, 10).unwrap(), (1, None));
+        // Deleting the user drops its calls (foreign key, ON DELETE CASCADE).
+        conn.execute("DELETE FROM users WHERE id = ?1", [id])
+            .unwrap();
+        let left: i64 = conn
+            .query_row("SELECT COUNT(*) FROM mfa_begin_calls", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+}
