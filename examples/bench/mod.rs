@@ -540,15 +540,7 @@ fn cycle_row(ctx: &mut Ctx<'_>, s: &mut Site, c: usize) -> Result<(), String> {
     );
     seed::drop_users(&conn, first + w.pool.used() as i64, s.next_id)?;
     seed::settle(&conn)?;
-    note_pool(
-        ctx,
-        "cycle",
-        s.scale,
-        c,
-        w.pool.used(),
-        w.pool.len(),
-        o.exhausted,
-    );
+    note_pool(ctx, "cycle", (s.scale, c), &w.pool, &o);
     // The next cycle row sizes its pool from this one's rate too.
     s.cycle_rate = s.cycle_rate.max(o.rate());
     Ok(())
@@ -572,15 +564,7 @@ fn verify_rows(ctx: &mut Ctx<'_>, s: &mut Site, conns_list: &[usize]) -> Result<
             pool: Pool::new(pend),
         });
         let o = ctx.measure(&s.srv, s.scale, "login step-up (mfa/verify)", c, w.clone());
-        note_pool(
-            ctx,
-            "verify",
-            s.scale,
-            c,
-            w.pool.used(),
-            w.pool.len(),
-            o.exhausted,
-        );
+        note_pool(ctx, "verify", (s.scale, c), &w.pool, &o);
         est = est.max(o.rate());
     }
     Ok(())
@@ -615,17 +599,17 @@ fn pool_size(rate: f64, opts: &Options, conns: usize) -> usize {
     ((rate * secs * 2.0) as usize + 20 * conns).clamp(200, 400_000)
 }
 
-fn note_pool(
+/// Logs and notes how much of a row's pre-made pool the row used.
+fn note_pool<T>(
     ctx: &mut Ctx<'_>,
     what: &str,
-    scale: usize,
-    conns: usize,
-    used: usize,
-    len: usize,
-    exhausted: bool,
+    (scale, conns): (usize, usize),
+    pool: &Pool<T>,
+    o: &Outcome,
 ) {
+    let (used, len) = (pool.used(), pool.len());
     let mut s = format!("{what} pool at {scale} users, {conns} conns: {used} of {len} used");
-    if exhausted {
+    if o.exhausted {
         let _ = write!(
             s,
             " (ran out: the window was cut short at the last completion)"
