@@ -54,6 +54,23 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Adds another window of the same workload to this one.
+    pub fn merge(&mut self, o: Outcome) {
+        self.ops += o.ops;
+        self.errors += o.errors;
+        self.error_samples.extend(o.error_samples);
+        self.secs += o.secs;
+        self.lat_us.extend(o.lat_us);
+        self.lat_us.sort_unstable();
+        self.server_cpu_s += o.server_cpu_s;
+        self.bench_cpu_s += o.bench_cpu_s;
+        self.other_cpu_s += o.other_cpu_s;
+        self.rss_max_kib = self.rss_max_kib.max(o.rss_max_kib);
+        self.anon_max_kib = self.anon_max_kib.max(o.anon_max_kib);
+        self.threads_max = self.threads_max.max(o.threads_max);
+        self.exhausted |= o.exhausted;
+    }
+
     pub fn rate(&self) -> f64 {
         if self.secs > 0.0 {
             self.ops as f64 / self.secs

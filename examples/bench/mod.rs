@@ -206,14 +206,54 @@ impl Ctx<'_> {
         conns: usize,
         w: Arc<W>,
     ) -> Outcome {
-        let o = self.rt.block_on(load::run(
+        let o = self.window(srv, conns, w, self.opts.measure);
+        self.record(scale, name, conns, o)
+    }
+
+    /// One warm-up and measured window of `measure`, not recorded.
+    fn window<W: load::Workload>(
+        &mut self,
+        srv: &Server,
+        conns: usize,
+        w: Arc<W>,
+        measure: Duration,
+    ) -> Outcome {
+        self.rt.block_on(load::run(
             w,
             srv.addr,
             conns,
             self.opts.warmup,
-            self.opts.measure,
+            measure,
             srv.pid,
-        ));
+        ))
+    }
+
+    /// Measures one workload on every site in turns, forward then backward (A B B A), each
+    /// window half the row's duration, and records each site's two halves as one figure: a
+    /// drift of the machine that is linear over the four windows falls on every site alike.
+    fn in_turns<W: load::Workload>(
+        &mut self,
+        sites: &mut [Site],
+        name: &str,
+        conns: usize,
+        ws: &[Arc<W>],
+    ) -> Vec<Outcome> {
+        let n = sites.len();
+        let half = self.opts.measure / 2;
+        let mut outs = vec![Outcome::default(); n];
+        for i in (0..n).chain((0..n).rev()) {
+            let s = focus(sites, i);
+            let o = self.window(&s.srv, conns, ws[i].clone(), half);
+            outs[i].merge(o);
+        }
+        outs.into_iter()
+            .zip(sites.iter())
+            .map(|(o, s)| self.record(s.scale, name, conns, o))
+            .collect()
+    }
+
+    /// Logs `o` and adds it to the report.
+    fn record(&mut self, scale: usize, name: &str, conns: usize, o: Outcome) -> Outcome {
         log(&format!(
             "{scale:>7} users  {name:<32} {conns:>3} conns  {:>9.1}/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}",
             o.rate(),
@@ -442,26 +482,26 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
         .filter(|a| opts.wants(a.name()))
         .collect();
     let health = |ctx: &mut Ctx<'_>, sites: &mut [Site], name: &str| {
+        let ws: Vec<_> = sites.iter().map(|_| Arc::new(load::Health)).collect();
         for &c in &conns_list {
-            for i in 0..sites.len() {
-                let s = focus(sites, i);
-                ctx.measure(&s.srv, s.scale, name, c, Arc::new(load::Health));
-            }
+            ctx.in_turns(sites, name, c, &ws);
         }
     };
     if opts.wants("health") {
         health(ctx, sites, "health");
     }
     for &auth in &statuses {
-        for &c in &conns_list {
-            for i in 0..sites.len() {
-                let s = focus(sites, i);
-                let w = Arc::new(load::Status {
+        let ws: Vec<_> = sites
+            .iter()
+            .map(|s| {
+                Arc::new(load::Status {
                     users: s.users.clone(),
                     auth,
-                });
-                ctx.measure(&s.srv, s.scale, auth.name(), c, w);
-            }
+                })
+            })
+            .collect();
+        for &c in &conns_list {
+            ctx.in_turns(sites, auth.name(), c, &ws);
         }
     }
     // The status ratios use the mean of both health rows, so that the machine's drift over
@@ -471,17 +511,19 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
     }
     if opts.wants("begin→cancel") || opts.wants("begin") {
         for &c in &conns_list {
-            for i in 0..sites.len() {
-                let s = focus(sites, i);
-                let w = Arc::new(load::BeginCancel {
-                    users: s.users.clone(),
-                    plain: s.plain.clone(),
-                    conns: c,
-                });
-                let r = ctx
-                    .measure(&s.srv, s.scale, "begin→cancel pairs", c, w)
-                    .rate();
-                s.pairs_rate = s.pairs_rate.max(r);
+            let ws: Vec<_> = sites
+                .iter()
+                .map(|s| {
+                    Arc::new(load::BeginCancel {
+                        users: s.users.clone(),
+                        plain: s.plain.clone(),
+                        conns: c,
+                    })
+                })
+                .collect();
+            let outs = ctx.in_turns(sites, "begin→cancel pairs", c, &ws);
+            for (s, o) in sites.iter_mut().zip(outs) {
+                s.pairs_rate = s.pairs_rate.max(o.rate());
             }
         }
     }
@@ -490,9 +532,7 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
     }
     if opts.wants("cycle") {
         for &c in &conns_list {
-            for i in 0..sites.len() {
-                cycle_row(ctx, focus(sites, i), c)?;
-            }
+            cycle_rows(ctx, sites, c)?;
         }
     }
     for s in sites.iter_mut() {
@@ -512,37 +552,40 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
     Ok(())
 }
 
-/// Enroll cycles on fresh password-less users, inserted while the server is idle and sized
-/// from the measured rate so the pool lasts the window.
-fn cycle_row(ctx: &mut Ctx<'_>, s: &mut Site, c: usize) -> Result<(), String> {
-    let est = if s.pairs_rate > 0.0 {
-        (s.pairs_rate / 2.0).max(s.cycle_rate)
-    } else {
-        500.0_f64.max(s.cycle_rate)
-    };
-    let n = pool_size(est, ctx.opts, c);
-    let mut conn = seed::open(&s.db_path)?;
-    let fresh = seed::users(
-        &mut conn, &ctx.keys, s.next_id, n, None, false, false, "fresh",
-    )?;
-    seed::settle(&conn)?;
-    let first = s.next_id;
-    s.next_id += n as i64;
-    let w = Arc::new(load::Cycle {
-        pool: Pool::new(fresh),
-    });
-    let o = ctx.measure(
-        &s.srv,
-        s.scale,
-        "enroll→confirm→disable cycles",
-        c,
-        w.clone(),
-    );
-    seed::drop_users(&conn, first + w.pool.used() as i64, s.next_id)?;
-    seed::settle(&conn)?;
-    note_pool(ctx, "cycle", (s.scale, c), &w.pool, &o);
-    // The next cycle row sizes its pool from this one's rate too.
-    s.cycle_rate = s.cycle_rate.max(o.rate());
+/// Enroll cycles on fresh password-less users, inserted (into each site while its server
+/// runs idle) before the row and sized from the measured rates so each pool lasts the row.
+fn cycle_rows(ctx: &mut Ctx<'_>, sites: &mut [Site], c: usize) -> Result<(), String> {
+    let mut ws = Vec::new();
+    let mut firsts = Vec::new();
+    for i in 0..sites.len() {
+        let s = focus(sites, i);
+        let est = if s.pairs_rate > 0.0 {
+            (s.pairs_rate / 2.0).max(s.cycle_rate)
+        } else {
+            500.0_f64.max(s.cycle_rate)
+        };
+        let n = pool_size(est, ctx.opts, c);
+        let mut conn = seed::open(&s.db_path)?;
+        let fresh = seed::users(
+            &mut conn, &ctx.keys, s.next_id, n, None, false, false, "fresh",
+        )?;
+        seed::settle(&conn)?;
+        firsts.push(s.next_id);
+        s.next_id += n as i64;
+        ws.push(Arc::new(load::Cycle {
+            pool: Pool::new(fresh),
+        }));
+    }
+    let outs = ctx.in_turns(sites, "enroll→confirm→disable cycles", c, &ws);
+    for (i, o) in outs.iter().enumerate() {
+        let s = focus(sites, i);
+        let conn = seed::open(&s.db_path)?;
+        seed::drop_users(&conn, firsts[i] + ws[i].pool.used() as i64, s.next_id)?;
+        seed::settle(&conn)?;
+        note_pool(ctx, "cycle", (s.scale, c), &ws[i].pool, o);
+        // The next cycle row sizes its pool from this one's rate too.
+        s.cycle_rate = s.cycle_rate.max(o.rate());
+    }
     Ok(())
 }
 

@@ -386,7 +386,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "### Figures\n\nGrouped by scale here. The rows were measured in turns: each workload at one connection count on every scale back to back, with the server not being measured stopped (SIGSTOP).\n"
+            "### Figures\n\nGrouped by scale here. Each row of a workload run at every scale is two windows of half the measured time, taken in turns across the scales as A B B A (the server not being measured stopped with SIGSTOP), so that a drift of the machine falls on every scale alike; each window has its own warm-up.\n"
         );
         let _ = writeln!(s, "| users | benchmark | conns | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU | bench CPU | other CPU | server threads | server RSS max MiB (anon) |");
         let _ = writeln!(
