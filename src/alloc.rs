@@ -15,7 +15,7 @@ pub const MMAP_THRESHOLD: usize = 1 << 20;
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let arenas = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+        let arenas = crate::config::cores() * 2;
         // SAFETY: mallopt only changes allocator parameters; it is thread-safe and is called
         // before the runtime starts any thread.
         unsafe {

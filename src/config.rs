@@ -104,6 +104,11 @@ pub fn figment() -> Figment {
         .select(profile)
 }
 
+/// The cores this process may use (2 when the system does not say).
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 impl Config {
     /// Threads for blocking work when `max_blocking` is 0 (the default): database work waits
     /// for one of `pool_size` connections and argon2 for one slot per core, so more threads
@@ -114,8 +119,7 @@ impl Config {
         if max_blocking > 0 {
             return max_blocking;
         }
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        self.pool_size.max(1) as usize + cores
+        self.pool_size.max(1) as usize + cores()
     }
 
     /// Reads the slugbase settings out of a figment.
@@ -176,8 +180,7 @@ mod tests {
             let f = figment();
             let c = Config::from_figment(&f).map_err(|e| e.to_string())?;
             let set: usize = f.extract_inner(rocket::Config::MAX_BLOCKING)?;
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-            assert_eq!(c.blocking_threads(set), 3 + cores);
+            assert_eq!(c.blocking_threads(set), 3 + cores());
             jail.set_env("SLUGBASE_MAX_BLOCKING", "9");
             let set: usize = figment().extract_inner(rocket::Config::MAX_BLOCKING)?;
             assert_eq!(c.blocking_threads(set), 9);

@@ -482,7 +482,7 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
         .filter(|a| opts.wants(a.name()))
         .collect();
     let health = |ctx: &mut Ctx<'_>, sites: &mut [Site], name: &str| {
-        let ws: Vec<_> = sites.iter().map(|_| Arc::new(load::Health)).collect();
+        let ws = per_site(sites, |_| load::Health);
         for &c in &conns_list {
             ctx.in_turns(sites, name, c, &ws);
         }
@@ -491,15 +491,10 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
         health(ctx, sites, "health");
     }
     for &auth in &statuses {
-        let ws: Vec<_> = sites
-            .iter()
-            .map(|s| {
-                Arc::new(load::Status {
-                    users: s.users.clone(),
-                    auth,
-                })
-            })
-            .collect();
+        let ws = per_site(sites, |s| load::Status {
+            users: s.users.clone(),
+            auth,
+        });
         for &c in &conns_list {
             ctx.in_turns(sites, auth.name(), c, &ws);
         }
@@ -511,16 +506,11 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
     }
     if opts.wants("begin→cancel") || opts.wants("begin") {
         for &c in &conns_list {
-            let ws: Vec<_> = sites
-                .iter()
-                .map(|s| {
-                    Arc::new(load::BeginCancel {
-                        users: s.users.clone(),
-                        plain: s.plain.clone(),
-                        conns: c,
-                    })
-                })
-                .collect();
+            let ws = per_site(sites, |s| load::BeginCancel {
+                users: s.users.clone(),
+                plain: s.plain.clone(),
+                conns: c,
+            });
             let outs = ctx.in_turns(sites, "begin→cancel pairs", c, &ws);
             for (s, o) in sites.iter_mut().zip(outs) {
                 s.pairs_rate = s.pairs_rate.max(o.rate());
@@ -550,6 +540,11 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
         login_rows(ctx, s, &conns_list, pw_hash);
     }
     Ok(())
+}
+
+/// One workload per site, for [`Ctx::in_turns`].
+fn per_site<W>(sites: &[Site], make: impl Fn(&Site) -> W) -> Vec<Arc<W>> {
+    sites.iter().map(|s| Arc::new(make(s))).collect()
 }
 
 /// Enroll cycles on fresh password-less users, inserted (into each site while its server

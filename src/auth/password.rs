@@ -9,6 +9,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 
 use rocket::tokio::sync::Semaphore;
 
+use crate::config::cores;
 use crate::error::ApiError;
 
 /// Shortest password accepted.
@@ -33,10 +34,6 @@ struct GateState {
 }
 
 static GATE: OnceLock<Gate> = OnceLock::new();
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get())
-}
 
 /// The async side of the gate: request handlers wait for a slot here, as tasks, so that a
 /// burst of logins does not park one blocking thread per login (those threads, each with its
