@@ -228,9 +228,10 @@ impl Ctx<'_> {
         ))
     }
 
-    /// Measures one workload on every site in turns, forward then backward (A B B A), each
-    /// window half the row's duration, and records each site's two halves as one figure: a
-    /// drift of the machine that is linear over the four windows falls on every site alike.
+    /// Measures one workload on every site in turns, forward then backward, [`TURNS`] times
+    /// (A B B A A B B A), each window a 2 × TURNS-th of the row's duration, and records each
+    /// site's windows as one figure: a drift of the machine that is linear over a round falls
+    /// on every site alike, and slower swings are sampled by both sites more than once.
     fn in_turns<W: load::Workload>(
         &mut self,
         sites: &mut [Site],
@@ -239,12 +240,14 @@ impl Ctx<'_> {
         ws: &[Arc<W>],
     ) -> Vec<Outcome> {
         let n = sites.len();
-        let half = self.opts.measure / 2;
+        let part = self.opts.measure / (2 * TURNS);
         let mut outs = vec![Outcome::default(); n];
-        for i in (0..n).chain((0..n).rev()) {
-            let s = focus(sites, i);
-            let o = self.window(&s.srv, conns, ws[i].clone(), half);
-            outs[i].merge(o);
+        for _ in 0..TURNS {
+            for i in (0..n).chain((0..n).rev()) {
+                let s = focus(sites, i);
+                let o = self.window(&s.srv, conns, ws[i].clone(), part);
+                outs[i].merge(o);
+            }
         }
         outs.into_iter()
             .zip(sites.iter())
@@ -461,6 +464,11 @@ impl Site {
 
 /// Lets `sites[i]`'s server run and freezes the others (SIGSTOP), so that an idle server's
 /// background work (its activity flush, every 10 s) does not fall into another's row.
+/// Rounds of A B B A in a cross-scale row. The health rows do the same work at both scales,
+/// so their 100k ÷ 1k shows the method's noise: 0.86-1.14 with one round, 0.90-1.06 over
+/// eight rows of two test runs with two rounds (session 5).
+const TURNS: u32 = 2;
+
 fn focus(sites: &mut [Site], i: usize) -> &mut Site {
     for (k, s) in sites.iter().enumerate() {
         if k != i {

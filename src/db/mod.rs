@@ -217,6 +217,24 @@ pub(crate) fn keeps_writes<T>(out: &Result<T, ApiError>) -> bool {
 mod tests {
     use super::*;
 
+    /// .cargo/config.toml builds SQLite without SQLITE_ENABLE_MEMORY_MANAGEMENT, so that each
+    /// pooled connection keeps its own page cache (see the note there and BENCHMARKS.md).
+    #[test]
+    fn page_caches_are_per_connection() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut st = conn.prepare("PRAGMA compile_options").unwrap();
+        let opts: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(opts.iter().any(|o| o.starts_with("THREADSAFE")), "{opts:?}");
+        assert!(
+            !opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite was built with ENABLE_MEMORY_MANAGEMENT (shared page cache): {opts:?}"
+        );
+    }
+
     /// A database made by the first release (V1 only) upgrades in place and keeps its data.
     #[test]
     fn upgrades_a_v1_database() {
