@@ -465,9 +465,9 @@ impl Site {
 /// Lets `sites[i]`'s server run and freezes the others (SIGSTOP), so that an idle server's
 /// background work (its activity flush, every 10 s) does not fall into another's row.
 /// Rounds of A B B A in a cross-scale row. The health rows do the same work at both scales,
-/// so their 100k ÷ 1k shows the method's noise: 0.86-1.14 with one round, 0.90-1.06 over
-/// eight rows of two test runs with two rounds (session 5).
-const TURNS: u32 = 2;
+/// so their 100k ÷ 1k shows the method's noise: 0.86-1.14 over eight rows with one round,
+/// 0.90-1.06 over eight with two (test runs), 0.82-1.00 in the committed two-round run.
+pub const TURNS: u32 = 2;
 
 fn focus(sites: &mut [Site], i: usize) -> &mut Site {
     for (k, s) in sites.iter().enumerate() {

@@ -386,7 +386,10 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "### Figures\n\nGrouped by scale here. Each row of a workload run at every scale is two windows of half the measured time, taken in turns across the scales as A B B A (the server not being measured stopped with SIGSTOP), so that a drift of the machine falls on every scale alike; each window has its own warm-up.\n"
+            "### Figures\n\nGrouped by scale here. Each row of a workload run at every scale is {} windows of 1/{} of the measured time, taken in turns across the scales as A B B A, {} times (the server not being measured stopped with SIGSTOP), so that a drift of the machine falls on every scale alike; each window has its own warm-up.\n",
+            2 * super::TURNS,
+            2 * super::TURNS,
+            super::TURNS
         );
         let _ = writeln!(s, "| users | benchmark | conns | ops/s | p50 ms | p99 ms | p99.9 ms | errors | server CPU | bench CPU | other CPU | server threads | server RSS max MiB (anon) |");
         let _ = writeln!(
