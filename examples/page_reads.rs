@@ -25,8 +25,8 @@ fn main() -> Result<(), Box<dyn Error>> {
     let path = Path::new(path);
     let conns: usize = conns.parse()?;
     let lookups: usize = lookups.parse()?;
-    let ids: Vec<i64> = db::open(path)?
-        .prepare("SELECT id FROM sessions")?
+    let ids: Vec<String> = db::open(path)?
+        .prepare("SELECT handle FROM sessions")?
         .query_map([], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     if ids.is_empty() || conns == 0 {
@@ -42,8 +42,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
-        let id = ids[(x % ids.len() as u64) as usize];
-        let live = db::sessions::by_id(&cs[i % conns], id, 0).map_err(|e| e.message)?;
+        let id = &ids[(x % ids.len() as u64) as usize];
+        let live = db::sessions::by_handle(&cs[i % conns], id, 0).map_err(|e| e.message)?;
         found += usize::from(live.is_some());
     }
     println!("{lookups} lookups on {conns} connections, {found} found");

@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::{self, Config};
-use crate::db::{tokens, users};
+use crate::db::{sessions, tokens, users};
 use crate::state::App;
 use crate::{auth, mfa};
 
@@ -64,7 +64,8 @@ enum UserCmd {
     },
     /// List accounts.
     List,
-    /// Set a new password (read from standard input) and revoke all sessions.
+    /// Set a new password (read from standard input); ends every session, pending sign-in and
+    /// API token of the account.
     SetPassword {
         #[arg(long)]
         email: String,
@@ -74,7 +75,8 @@ enum UserCmd {
         #[arg(long)]
         email: String,
     },
-    /// Clear MFA for a user who lost their device, and revoke their sessions.
+    /// Clear MFA for a user who lost their device; ends every session, pending sign-in and API
+    /// token of the account.
     ResetMfa {
         #[arg(long)]
         email: String,
@@ -145,8 +147,16 @@ fn run(cmd: Cmd, figment: figment::Figment, config: &Config) -> Result<(), Strin
                 &name,
                 &auth::api_token_hash(&app, &token),
                 app.now(),
+                None,
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "{} already holds {} API tokens; revoke one first",
+                    u.email,
+                    tokens::MAX_PER_USER
+                )
+            })?;
             println!("{token}");
             Ok(())
         }
@@ -222,9 +232,9 @@ fn read_password() -> Result<String, String> {
     }
 }
 
-fn new_password_hash() -> Result<String, String> {
+fn new_password_hash(known: &[&str]) -> Result<String, String> {
     let pw = read_password()?;
-    auth::password::validate(&pw, "password").map_err(|e| e.message)?;
+    auth::password::validate(&pw, "password", known).map_err(|e| e.message)?;
     auth::password::hash(&pw)
 }
 
@@ -247,7 +257,7 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
             let hash = if oidc_only {
                 None
             } else {
-                Some(new_password_hash()?)
+                Some(new_password_hash(&[&email, &name])?)
             };
             let u = users::create(&conn, &email, &name, admin, hash.as_deref(), app.now())
                 .map_err(err)?;
@@ -266,8 +276,18 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
         }
         UserCmd::SetPassword { email } => {
             let u = find(&conn, &email)?;
-            users::set_password(&conn, u.id, &new_password_hash()?).map_err(err)?;
-            eprintln!("password updated; all sessions of {} revoked", u.email);
+            let hash = new_password_hash(&[&u.email, &u.name])?;
+            // Whatever the old password opened ends with it: sessions, pending sign-ins and
+            // API tokens (a reset is what an operator does for a compromised account).
+            let ended = crate::db::in_tx(&mut conn, |tx| {
+                users::set_password(tx, u.id, &hash)?;
+                let ended = sessions::end_credentials(tx, u.id, None, true)?;
+                let a = mfa::service::cli_audit();
+                mfa::service::event(tx, u.id, "password_reset", app.now(), &a)?;
+                Ok(ended)
+            })
+            .map_err(err)?;
+            eprintln!("password updated for {}; {ended}", u.email);
         }
         UserCmd::Delete { email } => {
             let u = find(&conn, &email)?;
@@ -276,8 +296,8 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
         }
         UserCmd::ResetMfa { email } => {
             let u = find(&conn, &email)?;
-            mfa::service::admin_reset(app, &mut conn, u.id).map_err(err)?;
-            eprintln!("MFA cleared and sessions revoked for {}", u.email);
+            let ended = mfa::service::admin_reset(app, &mut conn, u.id).map_err(err)?;
+            eprintln!("MFA cleared for {}; {ended}", u.email);
         }
     }
     Ok(())

@@ -22,14 +22,25 @@ pub struct Config {
     pub secret_key: Option<String>,
     /// Peers whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: Vec<IpAddr>,
-    /// Mark cookies `Secure` (turn on behind HTTPS).
-    pub cookie_secure: bool,
+    /// The address users reach slugbase at, e.g. `https://auth.home.example` (default
+    /// `http://<address>:<port>`). When set, the cross-site check compares `Origin` with it
+    /// exactly; when https, cookies are `Secure` and responses carry HSTS.
+    pub public_url: Option<String>,
+    /// Mark cookies `Secure`; unset means "when `public_url` is https".
+    pub cookie_secure: Option<bool>,
     /// Issuer shown in authenticator apps.
     pub mfa_issuer: String,
     /// Browser session lifetime, seconds.
     pub session_ttl_secs: i64,
     /// Access JWT lifetime, seconds (never beyond its session's expiry).
     pub access_ttl_secs: i64,
+    /// A session unused for this long ends, seconds.
+    pub session_idle_secs: i64,
+    /// How recent a sign-in must be to create an API token without re-entering the password,
+    /// seconds.
+    pub recent_auth_secs: i64,
+    /// Audit events older than this are purged, days.
+    pub event_retention_days: i64,
     /// Enrollment begin calls allowed per user per window.
     pub begin_limit_per_user: u32,
     /// Enrollment begin calls allowed per client IP per window.
@@ -63,10 +74,14 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             secret_key: None,
             trusted_proxies: Vec::new(),
-            cookie_secure: false,
+            public_url: None,
+            cookie_secure: None,
             mfa_issuer: "SlugBase".into(),
             session_ttl_secs: 7 * 24 * 3600,
             access_ttl_secs: 3600,
+            session_idle_secs: 86_400,
+            recent_auth_secs: 600,
+            event_retention_days: 400,
             begin_limit_per_user: 10,
             begin_limit_per_ip: 30,
             begin_window_secs: 3600,
@@ -122,11 +137,47 @@ impl Config {
         self.pool_size.max(1) as usize + cores()
     }
 
-    /// Reads the slugbase settings out of a figment.
+    /// Reads the slugbase settings out of a figment and checks the ones serde cannot.
     pub fn from_figment(figment: &Figment) -> Result<Config, String> {
-        figment
+        let c = figment
             .extract::<Config>()
-            .map_err(|e| format!("invalid configuration: {e}"))
+            .map_err(|e| format!("invalid configuration: {e}"))?;
+        if let Some(url) = &c.public_url {
+            Origin::parse(url).map_err(|e| format!("invalid configuration: public_url: {e}"))?;
+        }
+        for (name, v) in [
+            ("session_ttl_secs", c.session_ttl_secs),
+            ("session_idle_secs", c.session_idle_secs),
+            ("access_ttl_secs", c.access_ttl_secs),
+            ("recent_auth_secs", c.recent_auth_secs),
+            ("event_retention_days", c.event_retention_days),
+        ] {
+            if v < 1 {
+                return Err(format!("invalid configuration: {name} must be at least 1"));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The origin users reach slugbase at: `public_url`, or `http://<address>:<port>`.
+    pub fn public_origin(&self) -> Origin {
+        self.public_url
+            .as_deref()
+            .and_then(|u| Origin::parse(u).ok())
+            .unwrap_or_else(|| Origin {
+                scheme: "http".into(),
+                host: match self.address {
+                    IpAddr::V6(a) => format!("[{a}]"),
+                    a => a.to_string(),
+                },
+                port: self.port,
+            })
+    }
+
+    /// Whether cookies carry `Secure`: as set, else when `public_url` is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.cookie_secure
+            .unwrap_or_else(|| self.public_origin().is_https())
     }
 
     /// The database file.
@@ -137,6 +188,57 @@ impl Config {
     /// The key file used when `secret_key` is unset.
     pub fn key_path(&self) -> PathBuf {
         self.data_dir.join("secret.key")
+    }
+}
+
+/// A web origin: scheme, lower-cased host and port (the scheme's default when not given).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// Host name or IP literal (IPv6 in brackets), lower case.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl Origin {
+    /// Parses `scheme://host[:port][/]`, as in `public_url` or an `Origin` header; a path,
+    /// query, fragment or user info is refused.
+    pub fn parse(url: &str) -> Result<Origin, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or("expected an address like https://auth.example.com")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return Err(format!("the scheme must be http or https, not {scheme:?}")),
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.is_empty() || authority.contains(['/', '?', '#', '@', ' ']) {
+            return Err("expected only a scheme, a host and an optional port".into());
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') => {
+                let port = p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?;
+                (h, port)
+            }
+            _ => (authority, default_port),
+        };
+        if host.is_empty() {
+            return Err("the host is missing".into());
+        }
+        Ok(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port,
+        })
+    }
+
+    /// Whether the scheme is https.
+    pub fn is_https(&self) -> bool {
+        self.scheme == "https"
     }
 }
 
@@ -159,6 +261,37 @@ mod tests {
             assert_eq!(c.port, 7002);
             assert_eq!(c.mfa_issuer, "Toml");
             assert_eq!(c.trusted_proxies, vec![IpAddr::from([10, 0, 0, 1])]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn origins_compare_by_scheme_host_and_port() {
+        let o = |s: &str| Origin::parse(s).unwrap();
+        assert_eq!(o("https://Auth.Example.com/"), o("https://auth.example.com:443"));
+        assert_ne!(o("https://auth.example.com"), o("http://auth.example.com"));
+        assert_ne!(o("https://auth.example.com"), o("https://auth.example.com:8443"));
+        assert_eq!(o("http://[::1]:8000").host, "[::1]");
+        for bad in ["auth.example.com", "ftp://x", "https://x/path", "https://", "https://u@x", "https://x:99999"] {
+            assert!(Origin::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn public_url_decides_secure_cookies_unless_set() {
+        figment::Jail::expect_with(|jail| {
+            let c = Config::from_figment(&figment()).map_err(|e| e.to_string())?;
+            assert!(!c.secure_cookies());
+            assert_eq!(c.public_origin(), Origin::parse("http://127.0.0.1:8000").unwrap());
+            jail.set_env("SLUGBASE_PUBLIC_URL", "https://auth.example.com");
+            let c = Config::from_figment(&figment()).map_err(|e| e.to_string())?;
+            assert!(c.secure_cookies());
+            jail.set_env("SLUGBASE_COOKIE_SECURE", "false");
+            let c = Config::from_figment(&figment()).map_err(|e| e.to_string())?;
+            assert!(!c.secure_cookies());
+            jail.set_env("SLUGBASE_PUBLIC_URL", "auth.example.com");
+            let e = Config::from_figment(&figment()).unwrap_err();
+            assert!(e.contains("public_url"), "{e}");
             Ok(())
         });
     }

@@ -30,6 +30,8 @@ pub struct Keys {
     pub session: [u8; 32],
     /// HMAC key for backup code hashes.
     pub backup: [u8; 32],
+    /// HMAC key of `slugbase.device` cookies.
+    pub device: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -54,6 +56,7 @@ impl Keys {
             token: get("api-token-hash"),
             session: get("session-id-hash"),
             backup: get("backup-code-hash"),
+            device: get("device-cookie"),
         }
     }
 

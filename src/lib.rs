@@ -13,6 +13,7 @@ pub mod db;
 pub mod error;
 pub mod fairings;
 pub mod keys;
+pub mod limits;
 pub mod mfa;
 pub mod state;
 pub mod web;
@@ -105,7 +106,6 @@ pub fn rocket_for(figment: Figment, app: App) -> Rocket<Build> {
         .mount("/", web::routes())
         .register("/", error::catchers())
         .attach(fairings::request_log::RequestLog)
-        .attach(fairings::rate_limit::BeginRateLimit)
         .attach(fairings::headers::SecurityHeaders)
         .attach(AdHoc::on_liftoff("announce", |rocket| {
             Box::pin(async move {
@@ -135,24 +135,27 @@ pub fn rocket_for(figment: Figment, app: App) -> Rocket<Build> {
         }))
 }
 
-/// Drops expired sessions, challenges and old failure records every ten minutes.
+/// Drops expired and idle sessions, challenges, old failure records and audit events past
+/// their retention every ten minutes.
 async fn purge_loop(app: App) {
     loop {
         let a = app.clone();
-        let _ = app
-            .db
-            .run(move |c| {
-                let now = a.now();
-                db::sessions::purge_expired(c, now)?;
-                db::mfa::purge(
-                    c,
-                    now,
-                    now - a.config.failure_window_secs.max(a.config.begin_window_secs),
-                )
-            })
-            .await;
+        let _ = app.db.write(move |c| purge(&a, c)).await;
         rocket::tokio::time::sleep(std::time::Duration::from_secs(600)).await;
     }
+}
+
+/// One purge pass (see [`purge_loop`]), in the caller's write transaction.
+pub fn purge(app: &App, c: &rusqlite::Connection) -> Result<(), error::ApiError> {
+    let (now, cfg) = (app.now(), &app.config);
+    // Recent uses may still wait in memory (up to a minute and a flush late); a margin keeps
+    // such a session from being purged as idle.
+    let idle_before = now - cfg.session_idle_secs - 120;
+    db::sessions::purge_expired(c, now, idle_before)?;
+    let window = cfg.failure_window_secs.max(cfg.begin_window_secs);
+    db::mfa::purge(c, now, now - window)?;
+    db::mfa::purge_events(c, now - cfg.event_retention_days.saturating_mul(86_400))?;
+    Ok(())
 }
 
 /// Writes recorded session and token activity every few seconds (see [`db::activity`]), then

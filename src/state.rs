@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::fairings::rate_limit::AddressLimiter;
+use crate::limits::AddressLimiter;
 use crate::keys::Keys;
 
 /// Shared application state, managed by Rocket; cheap to clone into blocking tasks.

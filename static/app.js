@@ -20,6 +20,9 @@
     setupToken: '',
     events: [], // last GET /api/auth/mfa/events
     eventsAll: false, // show every event, not just the newest
+    enrollResumed: false, // the enroll panel shows a key begun earlier (GET .../enroll/pending)
+    tokenReauth: false, // creating a token needs the password (and a code) in the body
+    tokenCodeMode: 'totp',
   };
 
   // ---------------------------------------------------------------- API
@@ -109,6 +112,14 @@
         return 'This setup expired or was cancelled. Please start again.';
       case 'CSRF_REJECTED':
         return 'The request was refused because it did not come from this page. Reload the page and try again.';
+      case 'REAUTH_REQUIRED':
+        return 'For your security, confirm that it is you before creating a token.';
+      case 'TOKEN_LIMIT':
+        return 'You have as many tokens as an account can hold. Revoke one you no longer use, then try again.';
+      case 'WEAK_PASSWORD':
+        return 'Choose a stronger password: 12 to 256 characters, and not a common one.';
+      case 'SESSION_NOT_FOUND':
+        return 'That session has already ended.';
       default:
         if (err.status >= 500) return 'The server ran into a problem. Please try again in a moment.';
         return err.message;
@@ -223,6 +234,7 @@
     regenerate: ['Created new backup codes', ''],
     regenerate_failure: ['Failed attempt to create new backup codes', 'bad'],
     admin_reset: ['Two-step verification reset by an administrator', 'warn'],
+    password_changed: ['Changed the password', 'warn'],
   };
 
   function eventInfo(name) {
@@ -319,7 +331,7 @@
     const password2 = $('setup-password2').value;
     if (!/^[^@\s]+@[^@\s]+$/.test(email)) return fieldError('setup-error', 'setup-email', 'Enter a valid email address.');
     if (!name) return fieldError('setup-error', 'setup-name', 'Enter your name.');
-    if (password.length < 8) return fieldError('setup-error', 'setup-password', 'Choose a password with at least 8 characters.');
+    if (password.length < 12) return fieldError('setup-error', 'setup-password', 'Choose a password with at least 12 characters.');
     if (password !== password2) return fieldError('setup-error', 'setup-password2', 'The two passwords do not match.');
     const button = $('setup-submit');
     busy(button, true);
@@ -334,7 +346,7 @@
         setSetupMode('closed');
         setAlert('setup-error', errorText(err));
         $('setup-closed-login').focus();
-      } else if (err.code === 'VALIDATION_ERROR' && err.details && err.details.field) {
+      } else if ((err.code === 'VALIDATION_ERROR' || err.code === 'WEAK_PASSWORD') && err.details && err.details.field) {
         const id = { email: 'setup-email', name: 'setup-name', password: 'setup-password' }[err.details.field];
         if (id) fieldError('setup-error', id, errorText(err));
         else setAlert('setup-error', errorText(err));
@@ -523,6 +535,12 @@
     renderMfa();
     await refreshAccount();
     if (!state.user) return; // the session ended while loading
+    // A setup begun earlier (before a reload or on another visit): show the same key
+    // again, which the person may already have scanned, rather than making a new one.
+    if (state.mfa && !state.mfa.enabled && state.mfa.pending && state.panel === null) {
+      await resumeEnroll();
+      if (!state.user) return;
+    }
     if (o.afterBackup && state.mfa) {
       const n = state.mfa.backup_codes_remaining;
       setAlert(
@@ -574,7 +592,18 @@
       summary = 'Protect your account with a second step: after your password, enter a code from an authenticator app on your phone.';
     }
     $('mfa-summary').textContent = summary;
-    $('mfa-pending').hidden = !(s && !on && s.pending && p === null);
+    // A pending setup: either its key is shown again below (resumed), or it could not
+    // be loaded and the person may try again, start over or cancel.
+    const resumed = p === 'enroll' && state.enrollResumed;
+    $('mfa-pending').hidden = !(s && !on && s.pending && (p === null || resumed));
+    $('mfa-pending-text').textContent = resumed
+      ? 'You started setting up an authenticator app but did not finish. Below is the same key as before: ' +
+        'if your app already has it, just enter the code the app shows. ' +
+        'Starting over makes a new key, and the entry already in your app would then stop working.'
+      : 'You started setting up an authenticator app but did not finish.';
+    $('mfa-pending-resume').hidden = resumed;
+    $('enroll-cancel').hidden = resumed; // the note above has its own Cancel setup
+    renderTokenReauth();
     $('mfa-actions-off').hidden = !(s && !on && !s.pending && p === null);
     $('mfa-actions-on').hidden = !(s && on && p === null);
     $('enroll-panel').hidden = p !== 'enroll';
@@ -628,22 +657,31 @@
 
   // --------------------------------------------------------- Enrollment
 
-  async function beginEnroll(button) {
+  /** Fills the enrollment panel with a pending key: `{otpauth_url, secret}`. */
+  function fillEnroll(r) {
+    state.panel = 'enroll';
+    showSecret(r.secret);
+    $('enroll-secret').dataset.secret = String(r.secret || '').replace(/\s+/g, '');
+    loadQr();
+    $('enroll-open-app').href = r.otpauth_url || '#';
+    $('enroll-code').value = '';
+    markInvalid($('enroll-code'), false);
+    setAlert('enroll-error', '');
+  }
+
+  /** Starts a setup with a new key; `restart` when one was pending already. */
+  async function beginEnroll(button, restart) {
     setAlert('account-error', '');
     setAlert('account-notice', '');
     busy(button, true);
     try {
       const r = await api('POST', '/api/auth/mfa/enroll/begin');
-      state.panel = 'enroll';
-      showSecret(r.secret);
-      $('enroll-secret').dataset.secret = String(r.secret || '').replace(/\s+/g, '');
-      loadQr(r.otpauth_url);
-      $('enroll-open-app').href = r.otpauth_url || '#';
-      $('enroll-code').value = '';
-      markInvalid($('enroll-code'), false);
-      setAlert('enroll-error', '');
+      state.enrollResumed = false;
+      fillEnroll(r);
+      $('enroll-restarted').hidden = !restart;
       renderMfa();
       $('enroll-title').focus();
+      if (restart) announce('A new key was made. Delete the old slugbase entry in your authenticator app, then scan the new code.');
       refreshMfa(); // the new event, and "pending" in the status
     } catch (err) {
       if (sessionEnded(err)) return;
@@ -655,39 +693,46 @@
   }
 
   /**
-   * Shows the QR code of the otpauth URL, rendered by this server (never by a
-   * third party): `POST /api/auth/mfa/qr` answers an SVG, shown as a data: URL
-   * (the CSP allows `img-src data:`). Servers without that route render the
-   * pending setup at `GET /api/auth/mfa/enroll/qr`.
+   * Shows the pending setup's key again (`GET /api/auth/mfa/enroll/pending`), so that
+   * a reload does not make a new key for someone who already scanned the old one.
+   * Without a `button` (on page load) a failure leaves the pending note to act on.
    */
-  async function loadQr(otpauthUrl) {
+  async function resumeEnroll(button) {
+    if (button) {
+      setAlert('account-error', '');
+      setAlert('account-notice', '');
+      busy(button, true);
+    }
+    try {
+      const r = await api('GET', '/api/auth/mfa/enroll/pending');
+      state.enrollResumed = true;
+      fillEnroll(r);
+      $('enroll-restarted').hidden = true;
+      renderMfa();
+      if (button) $('enroll-title').focus();
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      if (err.code === 'MFA_NO_PENDING' || err.code === 'MFA_ALREADY_ENABLED') {
+        if (button) setAlert('account-error', errorText(err));
+        await refreshMfa();
+      } else if (button) {
+        setAlert('account-error', errorText(err));
+      }
+    } finally {
+      if (button) busy(button, false);
+    }
+  }
+
+  /**
+   * Shows the QR code of the pending setup, drawn by this server (never by a third
+   * party) from the caller's own pending key. The query string only keeps the
+   * browser from showing a cached picture of an earlier key.
+   */
+  function loadQr() {
     const img = $('enroll-qr');
     $('enroll-qr-failed').hidden = true;
     img.hidden = false;
-    img.removeAttribute('src');
-    let res = null;
-    try {
-      res = await fetch('/api/auth/mfa/qr', {
-        method: 'POST',
-        credentials: 'same-origin',
-        cache: 'no-store',
-        headers: { 'Content-Type': 'application/json', Accept: 'image/svg+xml' },
-        body: JSON.stringify({ otpauth_url: otpauthUrl }),
-      });
-      if (res.ok) {
-        const svg = await res.text();
-        img.src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(svg)}`;
-        return;
-      }
-    } catch (_) {
-      res = null;
-    }
-    if (res && (res.status === 404 || res.status === 405)) {
-      img.src = `/api/auth/mfa/enroll/qr?t=${Date.now()}`;
-    } else {
-      img.hidden = true;
-      $('enroll-qr-failed').hidden = false;
-    }
+    img.src = `/api/auth/mfa/enroll/qr?t=${Date.now()}`;
   }
 
   /** Shows the setup key in groups of four (two rows of four groups). */
@@ -702,8 +747,9 @@
     }
   }
 
-  $('mfa-enable').addEventListener('click', (ev) => beginEnroll(ev.currentTarget));
-  $('mfa-pending-restart').addEventListener('click', (ev) => beginEnroll(ev.currentTarget));
+  $('mfa-enable').addEventListener('click', (ev) => beginEnroll(ev.currentTarget, false));
+  $('mfa-pending-restart').addEventListener('click', (ev) => beginEnroll(ev.currentTarget, true));
+  $('mfa-pending-resume').addEventListener('click', (ev) => resumeEnroll(ev.currentTarget));
 
   $('enroll-qr').addEventListener('error', () => {
     if (!$('enroll-qr').getAttribute('src')) return;
@@ -720,9 +766,7 @@
     try {
       await api('POST', '/api/auth/mfa/enroll/cancel');
       state.panel = null;
-      $('enroll-qr').removeAttribute('src');
-      $('enroll-secret').textContent = '';
-      $('enroll-secret').dataset.secret = '';
+      clearEnroll();
       setAlert('account-error', '');
       setAlert('account-notice', 'Setup cancelled. Two-step verification stays off.');
       await refreshMfa();
@@ -733,6 +777,16 @@
     } finally {
       busy(button, false);
     }
+  }
+
+  /** Forgets the key shown in the enrollment panel. */
+  function clearEnroll() {
+    state.enrollResumed = false;
+    $('enroll-qr').removeAttribute('src');
+    $('enroll-secret').textContent = '';
+    $('enroll-secret').dataset.secret = '';
+    $('enroll-open-app').setAttribute('href', '#');
+    $('enroll-restarted').hidden = true;
   }
 
   $('enroll-cancel').addEventListener('click', (ev) => cancelEnroll(ev.currentTarget));
@@ -750,9 +804,7 @@
     try {
       const r = await api('POST', '/api/auth/mfa/enroll/confirm', { code });
       input.value = '';
-      $('enroll-qr').removeAttribute('src');
-      $('enroll-secret').textContent = '';
-      $('enroll-secret').dataset.secret = '';
+      clearEnroll();
       showCodes(r.backup_codes || [], 'enroll');
       refreshMfa();
     } catch (err) {
@@ -837,7 +889,12 @@
     const context = state.codesContext;
     state.panel = null;
     clearCodes();
-    setAlert('account-notice', context === 'enroll' ? 'Two-step verification is on.' : 'Your new backup codes are ready to use.');
+    setAlert(
+      'account-notice',
+      context === 'enroll'
+        ? 'Two-step verification is on. You were signed out everywhere else.'
+        : 'Your new backup codes are ready to use.',
+    );
     renderMfa();
     $('mfa-card-title').focus();
     await refreshMfa();
@@ -914,7 +971,7 @@
       if (action === 'disable') {
         await api('POST', '/api/auth/mfa/disable', body);
         state.panel = null;
-        setAlert('account-notice', 'Two-step verification is off.');
+        setAlert('account-notice', 'Two-step verification is off. You were signed out everywhere else.');
         renderMfa();
         await refreshMfa();
         $('mfa-card-title').focus();
@@ -971,8 +1028,11 @@
       title.textContent = t.name;
       const meta = document.createElement('div');
       meta.className = 'list-meta';
+      const expires = toDate(t.expires_at);
       meta.textContent =
-        `Created ${fmtDate(t.created_at)} · ` + (t.last_used_at ? `last used ${fmtDateTime(t.last_used_at)}` : 'never used');
+        `Created ${fmtDate(t.created_at)} · ` +
+        (t.last_used_at ? `last used ${fmtDateTime(t.last_used_at)}` : 'never used') +
+        (expires ? ` · ${expires.getTime() <= Date.now() ? 'expired' : 'expires'} ${fmtDate(t.expires_at)}` : '');
       main.append(title, meta);
       const actions = document.createElement('div');
       actions.className = 'list-actions';
@@ -1033,18 +1093,65 @@
     }
   });
 
+  /** Shows or hides the password (and code) that creating a token may need. */
+  function setTokenReauth(on) {
+    state.tokenReauth = on;
+    $('token-reauth').hidden = !on;
+    $('token-password').value = '';
+    markInvalid($('token-password'), false);
+    state.tokenCodeMode = 'totp';
+    setCodeMode('token', 'totp');
+    renderTokenReauth();
+  }
+
+  /** The code field follows the MFA status: asked for only while MFA is on. */
+  function renderTokenReauth() {
+    const mfaOn = !!(state.mfa && state.mfa.enabled);
+    $('token-code-field').hidden = !mfaOn;
+    $('token-reauth-lead').textContent = mfaOn
+      ? 'Creating a token needs a recent sign-in. Enter your password and a code from your authenticator app (or a backup code) to go on.'
+      : 'Creating a token needs a recent sign-in. Enter your password to go on.';
+  }
+
+  $('token-toggle').addEventListener('click', () => {
+    state.tokenCodeMode = state.tokenCodeMode === 'totp' ? 'backup' : 'totp';
+    setCodeMode('token', state.tokenCodeMode);
+    $('token-code').focus();
+  });
+
+  $('token-reauth-cancel').addEventListener('click', () => {
+    setTokenReauth(false);
+    setAlert('tokens-error', '');
+    $('token-name').focus();
+  });
+
   $('token-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     setAlert('tokens-error', '');
+    clearInvalid(ev.currentTarget);
     const input = $('token-name');
-    markInvalid(input, false);
     const name = input.value.trim();
     if (!name) return fieldError('tokens-error', 'token-name', 'Give the token a name, for example what it is used for.');
-    const button = $('token-create');
+    const body = { name };
+    const days = $('token-expiry').value;
+    if (days) body.expires_in_days = Number(days);
+    const mode = state.tokenCodeMode;
+    if (state.tokenReauth) {
+      const password = $('token-password').value;
+      if (!password) return fieldError('tokens-error', 'token-password', 'Enter your password to confirm.');
+      body.password = password;
+      if (!$('token-code-field').hidden) {
+        const code = readCode($('token-code'), mode);
+        if (!code) return fieldError('tokens-error', 'token-code', codeMissingText(mode));
+        body.code = code;
+      }
+    }
+    const button = state.tokenReauth ? $('token-reauth-submit') : $('token-create');
     busy(button, true);
     try {
-      const r = await api('POST', '/api/tokens', { name });
+      const r = await api('POST', '/api/tokens', body);
       input.value = '';
+      setTokenReauth(false); // the next token asks again if it must
       $('token-new-value').textContent = r.token;
       $('token-new').hidden = false;
       await refreshTokens();
@@ -1052,8 +1159,24 @@
       announce('Token created. Copy it now; it will not be shown again.');
     } catch (err) {
       if (sessionEnded(err)) return;
-      if (err.code === 'VALIDATION_ERROR') fieldError('tokens-error', 'token-name', errorText(err));
-      else setAlert('tokens-error', errorText(err));
+      if (err.code === 'REAUTH_REQUIRED') {
+        if (state.user && state.user.has_password) {
+          setTokenReauth(true);
+          setAlert('tokens-error', errorText(err));
+          $('token-password').focus();
+        } else {
+          setAlert('tokens-error', 'For your security, sign out and sign in again, then create the token.');
+        }
+      } else if (err.code === 'INVALID_PASSWORD' && state.tokenReauth) {
+        fieldError('tokens-error', 'token-password', errorText(err));
+      } else if (err.code === 'INVALID_CODE' && state.tokenReauth && !$('token-code-field').hidden) {
+        fieldError('tokens-error', 'token-code', errorText(err, mode));
+      } else if (err.code === 'VALIDATION_ERROR') {
+        const field = err.details && err.details.field === 'expires_in_days' ? 'token-expiry' : 'token-name';
+        fieldError('tokens-error', field, errorText(err));
+      } else {
+        setAlert('tokens-error', errorText(err, mode));
+      }
     } finally {
       busy(button, false);
     }
@@ -1074,11 +1197,10 @@
   function resetAccountSecrets() {
     state.panel = null;
     clearCodes();
-    $('enroll-qr').removeAttribute('src');
-    $('enroll-secret').textContent = '';
-    $('enroll-secret').dataset.secret = '';
+    clearEnroll();
     $('token-new').hidden = true;
     $('token-new-value').textContent = '';
+    setTokenReauth(false);
     $('confirm-code').value = '';
     $('confirm-password').value = '';
   }
@@ -1155,6 +1277,9 @@
 
   document.querySelectorAll('input').forEach((input) =>
     input.addEventListener('input', () => markInvalid(input, false)),
+  );
+  document.querySelectorAll('select').forEach((select) =>
+    select.addEventListener('change', () => markInvalid(select, false)),
   );
 
   window.addEventListener('popstate', () => {

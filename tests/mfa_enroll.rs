@@ -319,7 +319,9 @@ fn oidc_only_account_disables_without_password() {
     // An OIDC-only account has no password login, so mint a session for it directly.
     let app = s.app().clone();
     let conn = app.db.get().unwrap();
-    let sess = slugbase::auth::session::create(&app, &conn, id, s.clock.now_()).unwrap();
+    let client = slugbase::auth::request::ClientInfo::default();
+    let sess =
+        slugbase::auth::session::create(&app, &conn, id, s.clock.now_(), false, &client).unwrap();
     let jwt = sess.access;
     let (_, codes) = s.enroll(&jwt);
     let res = s.post_auth(
@@ -440,9 +442,14 @@ fn events_are_recorded_newest_first_without_secrets() {
 
 #[test]
 fn events_are_capped_at_fifty() {
-    let s = server();
+    let s = server_with(&[
+        ("begin_limit_per_user", json!(1000)),
+        ("begin_limit_per_ip", json!(1000)),
+    ]);
     let (_, jwt) = s.bearer_for("ann@example.com");
-    for _ in 0..60 {
+    // 60 events: a begin and a cancel each time (a cancel with nothing pending writes none).
+    for _ in 0..30 {
+        s.post_auth("/api/auth/mfa/enroll/begin", &jwt, None);
         s.post_auth("/api/auth/mfa/enroll/cancel", &jwt, None);
     }
     assert_eq!(

@@ -181,7 +181,7 @@ async fn async_user(c: &AsyncClient, email: &str) -> String {
     let hash = slugbase::auth::password::hash(PASSWORD).unwrap();
     let conn = app.db.get().unwrap();
     let u = slugbase::db::users::create(&conn, email, "T", false, Some(&hash), T0).unwrap();
-    slugbase::auth::session::create(&app, &conn, u.id, T0)
+    slugbase::auth::session::create(&app, &conn, u.id, T0, false, &Default::default())
         .unwrap()
         .access
 }

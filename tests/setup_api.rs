@@ -44,7 +44,7 @@ fn setup_needs_the_token_and_closes() {
     let b = assert_error(
         s.post_json("/api/auth/setup", &short, &[]),
         Status::BadRequest,
-        "VALIDATION_ERROR",
+        "WEAK_PASSWORD",
     );
     assert_eq!(b["details"]["field"], "password");
     let mut bad_email = admin(Some(&token));

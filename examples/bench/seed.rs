@@ -77,10 +77,10 @@ fn db_err(e: impl std::fmt::Display) -> String {
     format!("seeding failed: {e}")
 }
 
-fn access_jwt(keys: &Keys, user_id: i64, sid: i64, now: i64) -> Result<String, String> {
+fn access_jwt(keys: &Keys, user_id: i64, handle: &str, now: i64) -> Result<String, String> {
     let claims = Claims {
         sub: user_id.to_string(),
-        sid: Some(sid),
+        sid: Some(handle.to_string()),
         jti: None,
         iat: now,
         // The server's default access lifetime is an hour; a full run takes ten minutes.
@@ -181,19 +181,23 @@ pub fn users(
                 String::new()
             };
             let sid = random_b64(32);
-            let row = slugbase::db::sessions::create(
-                &tx,
-                id,
-                &hmac256(&keys.session, sid.as_bytes()),
-                now,
-                now + 7 * 24 * 3600,
-            )
-            .map_err(|e| db_err(e.message))?;
+            let new_row = slugbase::db::sessions::NewRow {
+                user_id: id,
+                id_hash: hmac256(&keys.session, sid.as_bytes()),
+                handle: random_b64(16),
+                public_id: random_b64(12),
+                expires_at: now + 7 * 24 * 3600,
+                mfa,
+                ip: None,
+                user_agent: None,
+            };
+            let (_, row) = slugbase::db::sessions::create(&tx, &new_row, now)
+                .map_err(|e| db_err(e.message))?;
             out.push(User {
                 id,
                 email,
                 mfa,
-                jwt: access_jwt(keys, id, row, now)?,
+                jwt: access_jwt(keys, id, &row.handle, now)?,
                 token,
                 sid,
             });

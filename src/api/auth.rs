@@ -7,9 +7,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit;
-use crate::auth::login::{self as signin, LoginOutcome, Setup, PENDING_TTL};
+use crate::auth::login::{self as signin, LoginOutcome, LoginRequest, Setup, PENDING_TTL};
 use crate::auth::request::ClientInfo;
-use crate::auth::{jwt, password, session, AuthUser, SameSite, PENDING_COOKIE};
+use crate::auth::{
+    jwt, password, session, AuthUser, Credential, SameSite, DEVICE_COOKIE, PENDING_COOKIE,
+};
 use crate::body::JsonBody;
 use crate::db::{sessions, users::User};
 use crate::error::{ApiError, ApiResult};
@@ -27,11 +29,19 @@ async fn login(
     app: &State<App>,
     _s: SameSite,
     client: ClientInfo,
+    cred: Credential,
     jar: &CookieJar<'_>,
     body: JsonBody<LoginBody>,
 ) -> ApiResult<Json<Value>> {
-    let (a, b, ip) = (app.inner().clone(), body.0, client.ip_key());
-    match password::with_argon2_slot(move || signin::login(&a, &b.email, &b.password, &ip)).await? {
+    let req = LoginRequest {
+        email: body.0.email,
+        password: body.0.password,
+        client,
+        device: jar.get(DEVICE_COOKIE).map(|c| c.value().to_string()),
+        presented: cred.presented_session(),
+    };
+    let a = app.inner().clone();
+    match password::with_argon2_slot(move || signin::login(&a, req)).await? {
         LoginOutcome::Session(user, s) => {
             session::set_cookies(app, jar, s);
             Ok(Json(json!(user)))
@@ -78,7 +88,7 @@ async fn verify(
         .db
         .write(move |tx| {
             let rec = service::verify_login(&a, tx, &jti, sub, &code, &au)?;
-            let s = session::create(&a, tx, rec.user.id, a.now())?;
+            let s = session::create(&a, tx, rec.user.id, a.now(), true, &client)?;
             Ok((rec.user, s))
         })
         .await;
@@ -98,7 +108,7 @@ async fn verify(
 
 #[post("/auth/logout")]
 async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiResult<Json<Value>> {
-    if let Some(sid) = user.session_id {
+    if let Some(sid) = user.session_id() {
         app.db.write(move |c| sessions::revoke(c, sid)).await?;
     }
     session::clear_cookies(app, jar);
@@ -128,6 +138,7 @@ struct SetupBody {
 async fn setup(
     app: &State<App>,
     _s: SameSite,
+    client: ClientInfo,
     jar: &CookieJar<'_>,
     body: JsonBody<SetupBody>,
 ) -> ApiResult<(Status, Json<User>)> {
@@ -139,7 +150,8 @@ async fn setup(
         password: b.password,
     };
     let (user, s) =
-        password::with_argon2_slot(move || signin::setup(&a, &mut *a.db.get()?, req)).await?;
+        password::with_argon2_slot(move || signin::setup(&a, &mut *a.db.get()?, req, &client))
+            .await?;
     session::set_cookies(app, jar, s);
     Ok((Status::Created, Json(user)))
 }

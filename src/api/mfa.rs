@@ -1,8 +1,9 @@
 //! The MFA endpoints of the API pages (begin, confirm, cancel, disable) and the ones a real
-//! MFA system needs around them (regenerate, status, events, a local QR renderer).
+//! MFA system needs around them (regenerate, status, events, the pending key and its QR code).
 
-use rocket::http::ContentType;
+use rocket::http::{ContentType, Header};
 use rocket::serde::json::Json;
+use rocket::response::Responder;
 use rocket::{get, post, routes, Route, State};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -13,11 +14,17 @@ use crate::auth::{as_caller, password, AuthUser, Credential};
 use crate::body::JsonBody;
 use crate::db::mfa as repo;
 use crate::error::{ApiError, ApiResult};
+use crate::mfa::begin_limit::BeginSlot;
 use crate::mfa::service::{self, Begin, MfaStatus};
 use crate::state::App;
 
 #[post("/auth/mfa/enroll/begin")]
-async fn begin(app: &State<App>, user: AuthUser, client: ClientInfo) -> ApiResult<Json<Begin>> {
+async fn begin(
+    app: &State<App>,
+    user: AuthUser,
+    _slot: BeginSlot,
+    client: ClientInfo,
+) -> ApiResult<Json<Begin>> {
     let (a, id, au) = (app.inner().clone(), user.user.id, audit(&client));
     Ok(Json(
         app.db
@@ -44,9 +51,10 @@ async fn confirm(
         audit(&client),
         body.0.code,
     );
+    let session = user.session_id();
     let codes = app
         .db
-        .write(move |tx| service::confirm(&a, tx, id, &code, &au))
+        .write(move |tx| service::confirm(&a, tx, id, session, &code, &au))
         .await?;
     Ok(Json(json!({ "backup_codes": codes })))
 }
@@ -83,12 +91,13 @@ async fn step_up(
         user_id: user.user.id,
         code: body.code,
         password_checked: false,
+        session: user.session_id(),
         audit: audit(client),
     };
     if user.user.has_password {
         let (a, id, au, pw) = (app.clone(), step.user_id, step.audit.clone(), body.password);
         password::with_argon2_slot(move || {
-            service::check_password(&a, id, pw.as_deref(), fail_event, &au)
+            service::check_password(&a, id, pw.as_deref(), fail_event, &au, true)
         })
         .await?;
         step.password_checked = true;
@@ -133,38 +142,89 @@ async fn status(app: &State<App>, cred: Credential) -> ApiResult<Json<MfaStatus>
     Ok(Json(status))
 }
 
-#[get("/auth/mfa/events")]
-async fn events(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<repo::Event>>> {
-    let events = as_caller(app, cred, |c, me| repo::events(c, me.user.id, 50)).await?;
-    Ok(Json(events))
+/// A page of events, with a `Link` to the next (older) page when this one was full.
+struct EventPage {
+    body: Json<Vec<repo::Event>>,
+    link: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct QrBody {
-    otpauth_url: String,
-}
-
-/// Renders the page's QR code here, so the otpauth URL never reaches a third party.
-#[post("/auth/mfa/qr", data = "<body>")]
-fn qr(_user: AuthUser, body: JsonBody<QrBody>) -> ApiResult<(ContentType, String)> {
-    let url = body.0.otpauth_url;
-    if !url.starts_with("otpauth://totp/") || url.len() > 1024 {
-        return Err(ApiError::validation(
-            "otpauth_url",
-            "Expected an otpauth://totp/ URL",
-        ));
+impl<'r> Responder<'r, 'static> for EventPage {
+    fn respond_to(self, req: &'r rocket::Request<'_>) -> rocket::response::Result<'static> {
+        let mut res = self.body.respond_to(req)?;
+        if let Some(link) = self.link {
+            res.set_header(Header::new("Link", link));
+        }
+        Ok(res)
     }
-    let code = qrcode::QrCode::with_error_correction_level(url.as_bytes(), qrcode::EcLevel::M)
-        .map_err(|_| ApiError::validation("otpauth_url", "Too long for a QR code"))?;
-    let svg = code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(240, 240)
-        .quiet_zone(true)
-        .build();
+}
+
+#[get("/auth/mfa/events?<before>&<limit>")]
+async fn events(
+    app: &State<App>,
+    cred: Credential,
+    before: Option<&str>,
+    limit: Option<&str>,
+) -> ApiResult<EventPage> {
+    let before = match before {
+        None => None,
+        Some(b) => Some(b.parse::<i64>().ok().filter(|b| *b > 0).ok_or_else(|| {
+            ApiError::validation("before", "`before` must be the id of an event")
+        })?),
+    };
+    let limit = match limit {
+        None => 50,
+        Some(l) => l.parse::<i64>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
+            ApiError::validation("limit", "`limit` must be a number from 1 to 100")
+        })?,
+    };
+    let page = as_caller(app, cred, move |c, me| {
+        repo::events(c, me.user.id, before, limit)
+    })
+    .await?;
+    let link = match page.last() {
+        Some(last) if page.len() as i64 == limit => Some(format!(
+            "</api/auth/mfa/events?before={}&limit={limit}>; rel=\"next\"",
+            last.id
+        )),
+        _ => None,
+    };
+    Ok(EventPage {
+        body: Json(page),
+        link,
+    })
+}
+
+/// The pending enrollment's key again, for a page reloaded mid-enrollment.
+#[get("/auth/mfa/enroll/pending")]
+async fn pending(app: &State<App>, cred: Credential) -> ApiResult<Json<Begin>> {
+    let a = app.inner().clone();
+    let key = as_caller(app, cred, move |c, me| service::pending(&a, c, me.user.id)).await?;
+    Ok(Json(key))
+}
+
+/// The QR code of the caller's pending secret, drawn here (on the blocking pool) so that the
+/// secret never reaches a third party. Nothing else is ever rendered.
+#[get("/auth/mfa/enroll/qr")]
+async fn qr(app: &State<App>, cred: Credential) -> ApiResult<(ContentType, String)> {
+    let a = app.inner().clone();
+    let svg = as_caller(app, cred, move |c, me| {
+        let key = service::pending(&a, c, me.user.id)?;
+        let code = qrcode::QrCode::with_error_correction_level(
+            key.otpauth_url.as_bytes(),
+            qrcode::EcLevel::M,
+        )
+        .map_err(ApiError::internal)?;
+        Ok(code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .quiet_zone(true)
+            .build())
+    })
+    .await?;
     Ok((ContentType::SVG, svg))
 }
 
 /// The MFA routes.
 pub fn routes() -> Vec<Route> {
-    routes![begin, confirm, cancel, disable, regenerate, status, events, qr]
+    routes![begin, confirm, cancel, disable, regenerate, status, events, pending, qr]
 }

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource.
 
+pub mod account;
 pub mod auth;
 pub mod health;
 pub mod mfa;
@@ -14,6 +15,7 @@ use crate::mfa::service::Audit;
 pub fn routes() -> Vec<Route> {
     let mut r = health::routes();
     r.extend(auth::routes());
+    r.extend(account::routes());
     r.extend(mfa::routes());
     r.extend(tokens::routes());
     r

@@ -12,19 +12,18 @@ use rocket::Request;
 use rusqlite::Connection;
 
 use super::{
-    api_token_hash, jwt, request, session_hash, AuthUser, Via, API_TOKEN_PREFIX, SID_COOKIE,
-    TOKEN_COOKIE,
+    api_token_hash, jwt, request, session_hash, AuthUser, SessionMeta, Via, API_TOKEN_PREFIX,
+    SID_COOKIE, TOKEN_COOKIE,
 };
-use crate::db::users::User;
 use crate::db::{activity, sessions, tokens};
 use crate::error::ApiError;
-use crate::fairings::request_log;
 use crate::state::App;
 
 /// A verified access JWT: signature and expiry checked, session not yet.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct AccessJwt {
-    sid: i64,
+    /// The session handle.
+    sid: String,
     sub: i64,
 }
 
@@ -49,6 +48,7 @@ enum Presented {
 #[derive(Debug, Clone)]
 pub struct Credential {
     presented: Presented,
+    /// Cross-site, or unsafe without a JSON type: refused for cookie credentials.
     cross_site: bool,
     /// The request log's user slot, filled on success.
     logged: Arc<AtomicI64>,
@@ -106,8 +106,8 @@ impl Credential {
         };
         Credential {
             presented,
-            cross_site: request::is_cross_site(req),
-            logged: request_log::user_slot(req),
+            cross_site: request::is_cross_site(req) || request::lacks_json_type(req),
+            logged: request::user_slot(req),
         }
     }
 
@@ -117,29 +117,26 @@ impl Credential {
         let now = app.now();
         let auth = match &self.presented {
             Presented::Nothing => None,
-            Presented::ApiToken(hash) => tokens::authenticate(conn, hash)?.map(|t| {
+            Presented::ApiToken(hash) => tokens::authenticate(conn, hash, now)?.map(|t| {
                 if activity::due(t.last_used_at, now) {
                     app.db.activity.token(t.token_id, now);
                 }
                 AuthUser {
                     user: t.user,
                     via: Via::ApiToken,
-                    session_id: None,
+                    session: None,
                 }
             }),
-            Presented::BearerJwt(j) => by_jwt(app, conn, *j, Via::BearerJwt, now)?,
+            Presented::BearerJwt(j) => by_jwt(app, conn, j, Via::BearerJwt, now)?,
             Presented::Cookies { jwt, sid_hash } => {
                 let from_token = match jwt {
-                    Some(j) => by_jwt(app, conn, *j, Via::TokenCookie, now)?,
+                    Some(j) => by_jwt(app, conn, j, Via::TokenCookie, now)?,
                     None => None,
                 };
                 match (from_token, sid_hash) {
                     (Some(a), _) => Some(a),
-                    (None, Some(h)) => sessions::by_hash(conn, h, now)?.map(|s| AuthUser {
-                        session_id: Some(s.session_id),
-                        user: seen(app, s, now),
-                        via: Via::SessionCookie,
-                    }),
+                    (None, Some(h)) => sessions::by_hash(conn, h, now)?
+                        .and_then(|s| live(app, s, Via::SessionCookie, now)),
                     (None, None) => None,
                 }
             }
@@ -157,28 +154,54 @@ impl Credential {
     }
 }
 
-/// Records the session's activity (at most once a minute) and hands back its user.
-fn seen(app: &App, s: sessions::SessionUser, now: i64) -> User {
-    if activity::due(Some(s.last_seen_at), now) {
+/// The caller of a session that has not reached its absolute expiry, unless it has been idle
+/// for `session_idle_secs`; records its activity (at most once a minute).
+fn live(app: &App, s: sessions::SessionUser, via: Via, now: i64) -> Option<AuthUser> {
+    // The written time lags real use by up to a minute and a flush; the recorded one is exact.
+    let last = match app.db.activity.session_seen(s.session_id) {
+        Some(t) => t.max(s.last_seen_at),
+        None => s.last_seen_at,
+    };
+    if now - last >= app.config.session_idle_secs {
+        return None;
+    }
+    if activity::due(Some(last), now) {
         app.db.activity.session(s.session_id, now);
     }
-    s.user
+    Some(AuthUser {
+        session: Some(SessionMeta {
+            id: s.session_id,
+            auth_at: s.auth_at,
+            mfa: s.mfa,
+        }),
+        user: s.user,
+        via,
+    })
 }
 
 fn by_jwt(
     app: &App,
     conn: &Connection,
-    j: AccessJwt,
+    j: &AccessJwt,
     via: Via,
     now: i64,
 ) -> Result<Option<AuthUser>, ApiError> {
-    Ok(sessions::by_id(conn, j.sid, now)?
+    Ok(sessions::by_handle(conn, &j.sid, now)?
         .filter(|s| s.user.id == j.sub)
-        .map(|s| AuthUser {
-            session_id: Some(s.session_id),
-            user: seen(app, s, now),
-            via,
-        }))
+        .and_then(|s| live(app, s, via, now)))
+}
+
+impl Credential {
+    /// The session handle or cookie hash this request presents, valid or not, so that a new
+    /// sign-in can end the session the browser still holds.
+    pub fn presented_session(&self) -> (Option<Vec<u8>>, Option<String>) {
+        match &self.presented {
+            Presented::Cookies { jwt, sid_hash } => {
+                (sid_hash.clone(), jwt.as_ref().map(|j| j.sid.clone()))
+            }
+            _ => (None, None),
+        }
+    }
 }
 
 #[cfg(test)]

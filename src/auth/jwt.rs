@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 pub struct Claims {
     /// User id.
     pub sub: String,
-    /// Session row id (access tokens).
+    /// Session handle (access tokens): random, never a row id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sid: Option<i64>,
+    pub sid: Option<String>,
     /// Challenge id (mfa_pending tokens).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
@@ -58,7 +58,7 @@ mod tests {
     fn claims(typ: &str, exp: i64) -> Claims {
         Claims {
             sub: "1".into(),
-            sid: Some(2),
+            sid: Some("h".into()),
             jti: None,
             iat: 100,
             exp,

@@ -4,10 +4,11 @@ use rocket::http::Status;
 use rusqlite::Connection;
 use subtle::ConstantTimeEq;
 
+use super::request::ClientInfo;
 use super::session::{self, random_token, NewSession};
-use super::{jwt, password};
+use super::{device, jwt, password};
 use crate::db::users::{self, User};
-use crate::db::{in_tx, mfa as repo};
+use crate::db::{in_tx, mfa as repo, sessions};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
 
@@ -30,49 +31,108 @@ fn invalid() -> ApiError {
     )
 }
 
-fn check_limit(
-    app: &App,
-    conn: &Connection,
-    scope: &str,
-    subject: &str,
-    limit: u32,
-    now: i64,
-) -> ApiResult<()> {
-    let window = app.config.failure_window_secs;
-    let (n, oldest) = repo::failures_since(conn, scope, subject, now - window)?;
-    if n >= limit {
-        let retry = oldest.map_or(window, |o| o + window - now);
-        return Err(ApiError::rate_limited(retry.max(1) as u64));
+/// Which failure buckets a password attempt counts against (OWASP device cookies).
+pub(crate) enum Buckets<'a> {
+    /// A client with a valid device cookie for the account: its own bucket only.
+    Device(String),
+    /// Any other client: the account's untrusted-client bucket and the client's address.
+    Untrusted { email: &'a str, ip: &'a str },
+    /// A signed-in caller re-entering its password: the account's own bucket.
+    Account(String),
+}
+
+impl Buckets<'_> {
+    fn scopes(&self, c: &crate::config::Config) -> Vec<(&'static str, &str, u32)> {
+        match self {
+            Buckets::Device(nonce) => vec![("login_device", nonce, c.login_failures_per_account)],
+            Buckets::Untrusted { email, ip } => vec![
+                ("login_email", email, c.login_failures_per_account),
+                ("login_ip", ip, c.login_failures_per_ip),
+            ],
+            Buckets::Account(id) => vec![("password_check", id, c.login_failures_per_account)],
+        }
     }
-    Ok(())
+}
+
+/// Checks every bucket of the attempt and, when all have room, records a failure in each
+/// before the password is checked: one atomic step, so that concurrent attempts cannot all
+/// pass a check that only one of them fits. A correct password takes the records back
+/// ([`repo::forget_failures`]). Returns the records' ids, or 429 with the longest wait.
+pub(crate) fn reserve(app: &App, buckets: &Buckets<'_>, now: i64) -> ApiResult<Vec<i64>> {
+    let window = app.config.failure_window_secs;
+    let mut conn = app.db.get()?;
+    in_tx(&mut conn, |tx| {
+        let mut wait = 0;
+        for (scope, subject, limit) in buckets.scopes(&app.config) {
+            let (n, oldest) = repo::failures_since(tx, scope, subject, now - window)?;
+            if n >= limit {
+                wait = wait.max(oldest.map_or(window, |o| o + window - now));
+            }
+        }
+        if wait > 0 || buckets.scopes(&app.config).iter().any(|b| b.2 == 0) {
+            return Err(ApiError::rate_limited(wait.max(1) as u64));
+        }
+        buckets
+            .scopes(&app.config)
+            .into_iter()
+            .map(|(scope, subject, _)| repo::record_failure(tx, scope, subject, now))
+            .collect()
+    })
+}
+
+/// A password sign-in attempt.
+pub struct LoginRequest {
+    /// As typed; trimmed and lower-cased here.
+    pub email: String,
+    /// As typed.
+    pub password: String,
+    /// The caller.
+    pub client: ClientInfo,
+    /// The `slugbase.device` cookie, if any.
+    pub device: Option<String>,
+    /// The session cookie hash and JWT handle the browser still holds (see
+    /// [`super::Credential::presented_session`]): ended by a new sign-in.
+    pub presented: (Option<Vec<u8>>, Option<String>),
 }
 
 /// Checks a password. Unknown emails and password-less (OIDC-only) accounts are verified
 /// against a dummy hash, so every failure costs the same argon2 time and says the same thing.
-pub fn login(app: &App, email: &str, pw: &str, ip: &str) -> ApiResult<LoginOutcome> {
+/// Failures are counted per device for clients with a valid device cookie, and per account
+/// and address for all others (see [`super::device`]).
+pub fn login(app: &App, req: LoginRequest) -> ApiResult<LoginOutcome> {
     let now = app.now();
-    let email = email.trim().to_lowercase();
-    let c = &app.config;
-    // The connection goes back to the pool before the slow argon2 check.
-    let rec = {
-        let conn = app.db.get()?;
-        let per_account = c.login_failures_per_account;
-        check_limit(app, &conn, "login_email", &email, per_account, now)?;
-        check_limit(app, &conn, "login_ip", ip, c.login_failures_per_ip, now)?;
-        users::record_by_email(&conn, &email)?
+    let email = req.email.trim().to_lowercase();
+    let ip = req.client.ip_key();
+    let rec = users::record_by_email(&*app.db.get()?, &email)?;
+    let device = match (&rec, &req.device) {
+        (Some(r), Some(v)) => device::check(&app.keys.device, v, r.user.id),
+        _ => None,
     };
+    let buckets = match device {
+        Some(nonce) => Buckets::Device(nonce),
+        None => Buckets::Untrusted {
+            email: &email,
+            ip: &ip,
+        },
+    };
+    // No connection is held during the slow argon2 check.
+    let reserved = reserve(app, &buckets, now)?;
     let hash = rec.as_ref().and_then(|r| r.password_hash.clone());
-    let ok = password::verify(pw, hash.as_deref().unwrap_or(&app.dummy_hash)) && hash.is_some();
+    let ok = password::verify(&req.password, hash.as_deref().unwrap_or(&app.dummy_hash))
+        && hash.is_some();
+    let Some(rec) = rec.filter(|_| ok) else {
+        return Err(invalid());
+    };
     let mut conn = app.db.get()?;
     in_tx(&mut conn, |tx| {
-        let Some(rec) = rec.filter(|_| ok) else {
-            repo::record_failure(tx, "login_email", &email, now)?;
-            repo::record_failure(tx, "login_ip", ip, now)?;
-            return Err(invalid());
-        };
-        repo::clear_failures(tx, "login_email", &email)?;
+        repo::forget_failures(tx, &reserved)?;
+        if let Buckets::Device(nonce) = &buckets {
+            repo::clear_failures(tx, "login_device", nonce)?;
+        }
+        let (hash, handle) = &req.presented;
+        sessions::revoke_presented(tx, hash.as_deref(), handle.as_deref())?;
         if !rec.user.mfa_enabled {
-            let s = session::create(app, tx, rec.user.id, now)?;
+            let s = session::create(app, tx, rec.user.id, now, false, &req.client)?;
             return Ok(LoginOutcome::Session(rec.user, s));
         }
         let jti = random_token(16);
@@ -104,7 +164,12 @@ pub struct Setup {
 
 /// Creates the first (admin) account with the setup token; closed for good once any
 /// account exists.
-pub fn setup(app: &App, conn: &mut Connection, req: Setup) -> ApiResult<(User, NewSession)> {
+pub fn setup(
+    app: &App,
+    conn: &mut Connection,
+    req: Setup,
+    client: &ClientInfo,
+) -> ApiResult<(User, NewSession)> {
     let closed = || {
         ApiError::new(
             Status::Forbidden,
@@ -129,7 +194,7 @@ pub fn setup(app: &App, conn: &mut Connection, req: Setup) -> ApiResult<(User, N
     }
     let email = users::normalize_email(&req.email)?;
     let name = users::normalize_name(&req.name)?;
-    password::validate(&req.password, "password")?;
+    password::validate(&req.password, "password", &[&email, &name])?;
     let hash = password::hash(&req.password).map_err(ApiError::internal)?;
     let now = app.now();
     let out = in_tx(conn, |tx| {
@@ -137,7 +202,7 @@ pub fn setup(app: &App, conn: &mut Connection, req: Setup) -> ApiResult<(User, N
             return Err(closed());
         }
         let user = users::create(tx, &email, &name, true, Some(&hash), now)?;
-        let s = session::create(app, tx, user.id, now)?;
+        let s = session::create(app, tx, user.id, now, false, client)?;
         Ok((user, s))
     })?;
     if let Ok(mut t) = app.setup_token.lock() {

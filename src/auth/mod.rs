@@ -1,6 +1,8 @@
 //! Authentication: passwords, JWTs, API tokens, sessions and the one request guard.
 
+pub mod account;
 mod credential;
+pub mod device;
 pub mod jwt;
 pub mod login;
 pub mod password;
@@ -24,6 +26,8 @@ pub const SID_COOKIE: &str = "slugbase.sid";
 pub const TOKEN_COOKIE: &str = "token";
 /// Cookie holding the second-step JWT between password and code.
 pub const PENDING_COOKIE: &str = "slugbase.mfa_pending";
+/// Cookie marking a browser that once signed in to an account (see [`device`]).
+pub const DEVICE_COOKIE: &str = "slugbase.device";
 /// Prefix of personal API tokens.
 pub const API_TOKEN_PREFIX: &str = "sb_";
 
@@ -47,6 +51,17 @@ impl Via {
     }
 }
 
+/// The session behind a JWT or sid cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionMeta {
+    /// Row id (internal only).
+    pub id: i64,
+    /// When it last proved the account's factors, Unix seconds.
+    pub auth_at: i64,
+    /// Whether it passed a second factor.
+    pub mfa: bool,
+}
+
 /// The authenticated caller. Every protected route takes this guard.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -54,13 +69,24 @@ pub struct AuthUser {
     pub user: User,
     /// How it authenticated.
     pub via: Via,
-    /// The session behind a JWT or sid cookie.
-    pub session_id: Option<i64>,
+    /// The session behind a JWT or sid cookie; None for `sb_` tokens.
+    pub session: Option<SessionMeta>,
 }
 
-/// A rejection decided before the guard ran (e.g. by the rate-limit fairing).
-#[derive(Debug, Default)]
-pub struct PreRejection(pub std::sync::Mutex<Option<ApiError>>);
+impl AuthUser {
+    /// The session's row id, if a session authenticated the request.
+    pub fn session_id(&self) -> Option<i64> {
+        self.session.map(|s| s.id)
+    }
+
+    /// Whether this is a browser session that proved the account's factors (with a code when
+    /// MFA is on) at most `within` seconds before `now`.
+    pub fn recently_authenticated(&self, now: i64, within: i64) -> bool {
+        self.session.is_some_and(|s| {
+            now - s.auth_at <= within && (s.mfa || !self.user.mfa_enabled)
+        })
+    }
+}
 
 /// The keyed hash under which an API token is stored.
 pub fn api_token_hash(app: &App, token: &str) -> Vec<u8> {
@@ -104,24 +130,13 @@ where
         .await
 }
 
-fn pre_rejection(req: &Request<'_>) -> Option<ApiError> {
-    req.local_cache(PreRejection::default)
-        .0
-        .lock()
-        .ok()
-        .and_then(|mut p| p.take())
-}
-
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for AuthUser {
     type Error = ();
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
         match authenticate(req).await {
-            Ok(user) => match pre_rejection(req) {
-                Some(e) => Outcome::Error((stash(req, e), ())),
-                None => Outcome::Success(user.clone()),
-            },
+            Ok(user) => Outcome::Success(user.clone()),
             Err(e) => Outcome::Error((stash(req, e.clone()), ())),
         }
     }
@@ -135,15 +150,13 @@ impl<'r> FromRequest<'r> for Credential {
         let Some(app) = req.rocket().state::<App>() else {
             return Outcome::Error((stash(req, ApiError::internal("no app state")), ()));
         };
-        match pre_rejection(req) {
-            Some(e) => Outcome::Error((stash(req, e), ())),
-            None => Outcome::Success(Credential::from_request_parts(req, app)),
-        }
+        Outcome::Success(Credential::from_request_parts(req, app))
     }
 }
 
 /// Guard for unsafe routes that run before any credential exists (login, setup, verify):
-/// refuses cross-site requests, which closes login CSRF.
+/// refuses cross-site requests (see [`request::is_cross_site`]), which closes login CSRF. Their
+/// JSON bodies refuse the types a cross-site form could send (415).
 pub struct SameSite;
 
 #[rocket::async_trait]

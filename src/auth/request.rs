@@ -1,12 +1,37 @@
 //! Facts about the request itself: the client IP, the user agent and cross-site checks.
 
 use std::net::IpAddr;
+use std::sync::atomic::AtomicI64;
+use std::sync::Arc;
 
 use rocket::http::Method;
 use rocket::request::{FromRequest, Outcome};
 use rocket::Request;
 
+use crate::config::{Config, Origin};
 use crate::state::App;
+
+/// The authenticated user id of a request, for its log line (0 = none). Shared, so that a
+/// credential resolved on a blocking thread can fill it in; the request-log fairing reads it.
+#[derive(Default)]
+pub struct LoggedUser(pub Arc<AtomicI64>);
+
+/// The slot holding this request's user id for its log line.
+pub fn user_slot(req: &Request<'_>) -> Arc<AtomicI64> {
+    req.local_cache(LoggedUser::default).0.clone()
+}
+
+/// The key under which per-address limits count a client: the address itself, or for IPv6
+/// its /64, since one host usually holds a whole /64 and could rotate through it.
+pub fn limit_key(ip: Option<IpAddr>) -> Option<IpAddr> {
+    ip.map(|ip| match ip {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    })
+}
 
 /// Who is calling, as far as audit and rate limits care.
 #[derive(Debug, Clone, Default)]
@@ -24,9 +49,13 @@ impl ClientInfo {
         self.ip.map(|i| i.to_string())
     }
 
-    /// A rate-limit key for the IP.
+    /// A rate-limit key for the IP ([`limit_key`]: IPv6 by its /64).
     pub fn ip_key(&self) -> String {
-        self.ip_text().unwrap_or_else(|| "unknown".into())
+        match limit_key(self.ip) {
+            Some(IpAddr::V6(net)) => format!("{net}/64"),
+            Some(ip) => ip.to_string(),
+            None => "unknown".into(),
+        }
     }
 }
 
@@ -82,13 +111,17 @@ impl<'r> FromRequest<'r> for ClientInfo {
     }
 }
 
-/// Whether an unsafe request comes from another site: `Sec-Fetch-Site: cross-site`, or an
-/// `Origin` whose host is not the one the request was sent to.
-pub fn is_cross_site(req: &Request<'_>) -> bool {
-    if !matches!(
+fn is_unsafe(req: &Request<'_>) -> bool {
+    matches!(
         req.method(),
         Method::Post | Method::Put | Method::Patch | Method::Delete
-    ) {
+    )
+}
+
+/// Whether an unsafe request comes from another site: `Sec-Fetch-Site: cross-site`, or an
+/// `Origin` that is not `public_url` (when set) or the host the request was sent to.
+pub fn is_cross_site(req: &Request<'_>) -> bool {
+    if !is_unsafe(req) {
         return false;
     }
     let h = req.headers();
@@ -97,16 +130,31 @@ pub fn is_cross_site(req: &Request<'_>) -> bool {
     {
         return true;
     }
+    let config = req.rocket().state::<App>().map(|a| &a.config);
     match h.get_one("Origin") {
         None => false,
-        Some(origin) => {
+        Some(origin) => !origin_allowed(origin, h.get_one("Host"), config),
+    }
+}
+
+/// Whether an unsafe request fails to declare `Content-Type: application/json`. A page on
+/// another site cannot send that type without a CORS preflight, so a cookie-authenticated
+/// request without it is refused; this covers bodiless requests too, which a browser sends
+/// with no type at all. (Routes with a JSON body refuse other types with 415 anyway.)
+pub fn lacks_json_type(req: &Request<'_>) -> bool {
+    is_unsafe(req) && !req.content_type().is_some_and(|c| c.is_json())
+}
+
+/// Whether an `Origin` header names this server: exactly `public_url` when it is set,
+/// otherwise the `Host` the request was sent to.
+fn origin_allowed(origin: &str, host: Option<&str>, config: Option<&Config>) -> bool {
+    match config.filter(|c| c.public_url.is_some()) {
+        Some(c) => Origin::parse(origin).is_ok_and(|o| o == c.public_origin()),
+        None => {
             let authority = origin
                 .split_once("://")
                 .map(|(_, a)| a.trim_end_matches('/'));
-            match (authority, h.get_one("Host")) {
-                (Some(a), Some(host)) => !a.eq_ignore_ascii_case(host),
-                _ => true,
-            }
+            matches!((authority, host), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
         }
     }
 }
@@ -153,5 +201,35 @@ mod tests {
         assert!(req(Some("https://evil.example"), None));
         assert!(req(Some("null"), None));
         assert!(req(None, Some("cross-site")));
+        let untyped = client.post("/");
+        assert!(lacks_json_type(untyped.inner()));
+        assert!(!lacks_json_type(client.get("/").inner()));
+        let typed = client.delete("/").header(rocket::http::ContentType::JSON);
+        assert!(!lacks_json_type(typed.inner()));
+    }
+
+    #[test]
+    fn origin_is_public_url_exactly_when_set() {
+        let mut c = Config::default();
+        assert!(origin_allowed("http://h:1", Some("h:1"), Some(&c)));
+        c.public_url = Some("https://auth.example.com".into());
+        assert!(origin_allowed("https://auth.example.com", Some("x"), Some(&c)));
+        assert!(origin_allowed("https://AUTH.example.com:443", None, Some(&c)));
+        assert!(!origin_allowed("http://auth.example.com", Some("auth.example.com"), Some(&c)));
+        assert!(!origin_allowed("https://auth.example.com:8443", None, Some(&c)));
+        assert!(!origin_allowed("https://evil.example", Some("evil.example"), Some(&c)));
+    }
+
+    #[test]
+    fn ipv6_clients_are_limited_by_their_64() {
+        let k = |s: &str| limit_key(Some(s.parse().unwrap()));
+        assert_eq!(k("2001:db8::1"), k("2001:db8::ffff:2"));
+        assert_ne!(k("2001:db8::1"), k("2001:db8:0:1::1"));
+        assert_eq!(k("192.0.2.1"), Some("192.0.2.1".parse().unwrap()));
+        let info = ClientInfo {
+            ip: Some("2001:db8::7".parse().unwrap()),
+            user_agent: None,
+        };
+        assert_eq!(info.ip_key(), "2001:db8::/64");
     }
 }

@@ -6,7 +6,8 @@ use rand::RngCore;
 use rocket::http::{Cookie, CookieJar, SameSite};
 use rocket::time::Duration;
 
-use super::{jwt, session_hash, PENDING_COOKIE, SID_COOKIE, TOKEN_COOKIE};
+use super::request::ClientInfo;
+use super::{device, jwt, session_hash, DEVICE_COOKIE, PENDING_COOKIE, SID_COOKIE, TOKEN_COOKIE};
 use crate::db::sessions;
 use crate::error::ApiError;
 use crate::state::App;
@@ -20,36 +21,64 @@ pub fn random_token(n: usize) -> String {
 
 /// A new session's credentials, to be put in cookies.
 pub struct NewSession {
+    /// The account.
+    pub user_id: i64,
     /// The opaque `slugbase.sid` value (256 random bits).
     pub sid: String,
     /// The access JWT.
     pub access: String,
     /// Seconds until the session expires.
     pub ttl: i64,
+    /// Seconds until the access JWT expires.
+    pub access_ttl: i64,
+}
+
+/// Signs an access JWT for the session `handle` of `user_id`, valid until `exp`.
+pub fn access_jwt(app: &App, user_id: i64, handle: &str, now: i64, exp: i64) -> Result<String, ApiError> {
+    let claims = jwt::Claims {
+        sub: user_id.to_string(),
+        sid: Some(handle.to_string()),
+        jti: None,
+        iat: now,
+        exp,
+        typ: jwt::ACCESS.into(),
+    };
+    jwt::sign(&app.keys.jwt, &claims).map_err(ApiError::internal)
 }
 
 /// Creates a session row for `user_id` (inside the caller's connection or transaction) and
-/// signs its access JWT.
+/// signs its access JWT. `mfa`: whether this sign-in passed a second factor.
 pub fn create(
     app: &App,
     conn: &rusqlite::Connection,
     user_id: i64,
     now: i64,
+    mfa: bool,
+    client: &ClientInfo,
 ) -> Result<NewSession, ApiError> {
     let sid = random_token(32);
     let ttl = app.config.session_ttl_secs.max(60);
     let expires = now + ttl;
-    let row = sessions::create(conn, user_id, &session_hash(app, &sid), now, expires)?;
-    let claims = jwt::Claims {
-        sub: user_id.to_string(),
-        sid: Some(row),
-        jti: None,
-        iat: now,
-        exp: (now + app.config.access_ttl_secs.max(60)).min(expires),
-        typ: jwt::ACCESS.into(),
+    let row = sessions::NewRow {
+        user_id,
+        id_hash: session_hash(app, &sid),
+        handle: random_token(16),
+        public_id: random_token(12),
+        expires_at: expires,
+        mfa,
+        ip: client.ip_text(),
+        user_agent: client.user_agent.clone(),
     };
-    let access = jwt::sign(&app.keys.jwt, &claims).map_err(ApiError::internal)?;
-    Ok(NewSession { sid, access, ttl })
+    let (_, row) = sessions::create(conn, &row, now)?;
+    let exp = (now + app.config.access_ttl_secs.max(60)).min(expires);
+    let access = access_jwt(app, user_id, &row.handle, now, exp)?;
+    Ok(NewSession {
+        user_id,
+        sid,
+        access,
+        ttl,
+        access_ttl: exp - now,
+    })
 }
 
 fn cookie(app: &App, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
@@ -57,15 +86,23 @@ fn cookie(app: &App, name: &'static str, value: String, max_age: i64) -> Cookie<
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
-        .secure(app.config.cookie_secure)
+        .secure(app.config.secure_cookies())
         .max_age(Duration::seconds(max_age))
         .build()
 }
 
-/// Sets `slugbase.sid` and `token`, and drops any second-step cookie.
+/// Sets `slugbase.sid`, `token` (for as long as its JWT lives) and the device cookie, and
+/// drops any second-step cookie.
 pub fn set_cookies(app: &App, jar: &CookieJar<'_>, s: NewSession) {
+    let known = jar
+        .get(DEVICE_COOKIE)
+        .and_then(|c| device::check(&app.keys.device, c.value(), s.user_id));
+    if known.is_none() {
+        let value = device::issue(&app.keys.device, s.user_id);
+        jar.add(cookie(app, DEVICE_COOKIE, value, device::TTL_SECS));
+    }
     jar.add(cookie(app, SID_COOKIE, s.sid, s.ttl));
-    jar.add(cookie(app, TOKEN_COOKIE, s.access, s.ttl));
+    jar.add(cookie(app, TOKEN_COOKIE, s.access, s.access_ttl));
     if jar.get(PENDING_COOKIE).is_some() {
         expire(app, jar, PENDING_COOKIE);
     }
@@ -83,7 +120,8 @@ pub fn set_pending_cookie(app: &App, jar: &CookieJar<'_>, token: String, ttl: i6
     jar.add(cookie(app, PENDING_COOKIE, token, ttl));
 }
 
-/// Clears every auth cookie.
+/// Clears every sign-in cookie. The device cookie stays: it marks a browser the owner used,
+/// not a signed-in one.
 pub fn clear_cookies(app: &App, jar: &CookieJar<'_>) {
     for name in [SID_COOKIE, TOKEN_COOKIE, PENDING_COOKIE] {
         expire(app, jar, name);

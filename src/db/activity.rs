@@ -63,6 +63,11 @@ impl Activity {
         note(&mut self.lock().tokens, id, now);
     }
 
+    /// The latest recorded, not yet written use of session `id`.
+    pub fn session_seen(&self, id: i64) -> Option<i64> {
+        self.lock().sessions.get(&id).copied()
+    }
+
     /// Number of entries waiting.
     pub fn len(&self) -> usize {
         let p = self.lock();

@@ -14,13 +14,13 @@ pub fn set_pending(conn: &Connection, user_id: i64, sealed: &[u8]) -> Result<boo
     )? == 1)
 }
 
-/// Clears a pending secret; only while MFA is off.
-pub fn clear_pending(conn: &Connection, user_id: i64) -> Result<(), ApiError> {
-    conn.execute(
-        "UPDATE users SET mfa_secret = NULL WHERE id = ?1 AND mfa_enabled = 0",
+/// Clears a pending secret; only while MFA is off. False when there was none.
+pub fn clear_pending(conn: &Connection, user_id: i64) -> Result<bool, ApiError> {
+    Ok(conn.execute(
+        "UPDATE users SET mfa_secret = NULL \
+         WHERE id = ?1 AND mfa_enabled = 0 AND mfa_secret IS NOT NULL",
         [user_id],
-    )?;
-    Ok(())
+    )? == 1)
 }
 
 /// Turns MFA on, if it is still off and the pending secret is still `sealed`.
@@ -106,15 +106,24 @@ pub fn failures_since(
         .query_row(params![scope, subject, since], |r| Ok((r.get(0)?, r.get(1)?)))?)
 }
 
-/// Records one failure.
+/// Records one failure; returns its id.
 pub fn record_failure(
     conn: &Connection,
     scope: &str,
     subject: &str,
     now: i64,
-) -> Result<(), ApiError> {
+) -> Result<i64, ApiError> {
     conn.prepare_cached("INSERT INTO auth_failures (scope, subject, at) VALUES (?1, ?2, ?3)")?
         .execute(params![scope, subject, now])?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Takes back failure records by id (an attempt recorded ahead of its check that succeeded).
+pub fn forget_failures(conn: &Connection, ids: &[i64]) -> Result<(), ApiError> {
+    let mut st = conn.prepare_cached("DELETE FROM auth_failures WHERE id = ?1")?;
+    for id in ids {
+        st.execute([id])?;
+    }
     Ok(())
 }
 
@@ -227,9 +236,16 @@ pub fn purge(conn: &Connection, now: i64, older_than: i64) -> Result<(), ApiErro
     Ok(())
 }
 
+/// Drops audit events older than `before`; returns how many.
+pub fn purge_events(conn: &Connection, before: i64) -> Result<usize, ApiError> {
+    Ok(conn.execute("DELETE FROM mfa_events WHERE at < ?1", [before])?)
+}
+
 /// One audit event as the API lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
+    /// Cursor: pass it as `before` for the events older than this one.
+    pub id: String,
     /// The event name, e.g. `confirm_success`.
     pub event: String,
     /// RFC 3339.
@@ -256,17 +272,25 @@ pub fn record_event(
     Ok(())
 }
 
-/// The newest `limit` events of a user, newest first.
-pub fn events(conn: &Connection, user_id: i64, limit: i64) -> Result<Vec<Event>, ApiError> {
+/// The newest `limit` events of a user older than the event `before` (all when None),
+/// newest first.
+pub fn events(
+    conn: &Connection,
+    user_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Event>, ApiError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT event, at, ip, user_agent FROM mfa_events WHERE user_id = ?1 ORDER BY id DESC LIMIT ?2",
+        "SELECT id, event, at, ip, user_agent FROM mfa_events WHERE user_id = ?1 AND id < ?2 \
+         ORDER BY id DESC LIMIT ?3",
     )?;
-    let rows = stmt.query_map(params![user_id, limit], |r| {
+    let rows = stmt.query_map(params![user_id, before.unwrap_or(i64::MAX), limit], |r| {
         Ok(Event {
-            event: r.get(0)?,
-            at: rfc3339(r.get(1)?),
-            ip: r.get(2)?,
-            user_agent: r.get(3)?,
+            id: r.get::<_, i64>(0)?.to_string(),
+            event: r.get(1)?,
+            at: rfc3339(r.get(2)?),
+            ip: r.get(3)?,
+            user_agent: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

@@ -72,12 +72,24 @@ pub fn open(path: &Path) -> Result<Connection, String> {
     Ok(conn)
 }
 
-/// Applies any pending embedded migrations.
+/// Applies any pending embedded migrations. Foreign keys are off while they run, since a
+/// table rebuild (V3) drops tables that others reference and must not cascade; they are
+/// checked once the migrations are done and turned back on.
 pub fn migrate(conn: &mut Connection) -> Result<(), String> {
-    embedded::migrations::runner()
-        .run(conn)
-        .map(|_| ())
-        .map_err(|e| format!("database migration failed: {e}"))
+    let fail = |e: &dyn std::fmt::Display| format!("database migration failed: {e}");
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(|e| fail(&e))?;
+    let ran = embedded::migrations::runner().run(conn).map(|_| ());
+    let broken: rusqlite::Result<i64> =
+        conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0));
+    conn.execute_batch("PRAGMA foreign_keys = ON")
+        .map_err(|e| fail(&e))?;
+    ran.map_err(|e| fail(&e))?;
+    match broken {
+        Ok(0) => Ok(()),
+        Ok(n) => Err(fail(&format!("{n} rows break a foreign key"))),
+        Err(e) => Err(fail(&e)),
+    }
 }
 
 /// Names of embedded migrations not yet applied to this database.
@@ -251,7 +263,7 @@ mod tests {
         )
         .unwrap();
         let pending = pending_migrations(&mut conn).unwrap();
-        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending.len(), 2, "{pending:?}");
         assert!(pending[0].contains("begin_calls"), "{pending:?}");
 
         migrate(&mut conn).unwrap();
@@ -272,5 +284,61 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM mfa_begin_calls", [], |r| r.get(0))
             .unwrap();
         assert_eq!(left, 0);
+    }
+
+    /// A V2 database upgrades to V3 in place: every row keeps its id and data, the foreign keys
+    /// still cascade, and from then on no row id is handed out twice.
+    #[test]
+    fn upgrades_a_v2_database_keeping_data_and_never_reusing_ids() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v2.db");
+        let mut conn = open(&path).unwrap();
+        embedded::migrations::runner()
+            .set_target(refinery::Target::Version(2))
+            .run(&mut conn)
+            .unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, email, name, is_admin, password_hash, created_at, mfa_enabled,
+                                mfa_secret, mfa_last_step)
+                 VALUES (1, 'ann@example.com', 'Ann', 1, 'phc', 10, 1, x'0102', 77),
+                        (2, 'bob@example.com', 'Bob', 0, NULL, 11, 0, NULL, NULL);
+             INSERT INTO sessions (id, user_id, id_hash, created_at, last_seen_at, expires_at)
+                 VALUES (5, 1, x'aa', 10, 12, 99999);
+             INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, last_used_at)
+                 VALUES (7, 2, 'cli', x'bb', 11, 13);
+             INSERT INTO backup_codes (user_id, code_hash) VALUES (1, x'cc');
+             INSERT INTO mfa_events (user_id, event, at) VALUES (1, 'confirm_success', 10);
+             INSERT INTO mfa_begin_calls (user_id, at) VALUES (2, 12);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        assert!(pending_migrations(&mut conn).unwrap().is_empty());
+
+        let ann = users::record_by_id(&conn, 1).unwrap().unwrap();
+        assert_eq!(ann.user.email, "ann@example.com");
+        assert!(ann.user.is_admin && ann.user.mfa_enabled);
+        assert_eq!(ann.password_hash.as_deref(), Some("phc"));
+        assert_eq!(ann.mfa_secret.as_deref(), Some(&[1u8, 2][..]));
+        assert_eq!(ann.mfa_last_step, Some(77));
+        let s = sessions::by_hash(&conn, &[0xaa], 20).unwrap().unwrap();
+        assert_eq!((s.session_id, s.user.id, s.created_at), (5, 1, 10));
+        assert_eq!(s.handle.len(), 32, "a fresh 128-bit handle");
+        let t = tokens::authenticate(&conn, &[0xbb], 20).unwrap().unwrap();
+        assert_eq!((t.token_id, t.user.id, t.last_used_at), (7, 2, Some(13)));
+        let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+        assert_eq!(count("SELECT COUNT(*) FROM backup_codes"), 1);
+        assert_eq!(count("SELECT COUNT(*) FROM mfa_events"), 1);
+        let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert_eq!(fk, 1, "foreign keys are back on");
+
+        // The highest ids are deleted; new rows get new ids, and cascades still work.
+        users::delete(&conn, 2).unwrap();
+        assert_eq!(count("SELECT COUNT(*) FROM api_tokens"), 0, "cascade");
+        assert_eq!(count("SELECT COUNT(*) FROM mfa_begin_calls"), 0, "cascade");
+        let carl = users::create(&conn, "carl@example.com", "Carl", false, None, 30).unwrap();
+        assert_eq!(carl.id, 3, "user id 2 is not handed out again");
+        sessions::revoke(&conn, 5).unwrap();
+        let (id, _) = sessions::create(&conn, &sessions::NewRow::test(1, &[0xdd]), 30).unwrap();
+        assert_eq!(id, 6, "session id 5 is not handed out again");
     }
 }

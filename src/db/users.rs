@@ -181,14 +181,21 @@ pub fn any_exist(conn: &Connection) -> Result<bool, ApiError> {
     Ok(conn.query_row("SELECT EXISTS (SELECT 1 FROM users)", [], |r| r.get(0))?)
 }
 
-/// Replaces the password hash and revokes every session of the user.
+/// Replaces the password hash; the caller ends whatever credentials the change should end.
 pub fn set_password(conn: &Connection, id: i64, hash: &str) -> Result<(), ApiError> {
     conn.execute(
         "UPDATE users SET password_hash = ?1 WHERE id = ?2",
         params![hash, id],
     )?;
-    conn.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
     Ok(())
+}
+
+/// Replaces the password hash if it is still `old`; false when another change came first.
+pub fn replace_password(conn: &Connection, id: i64, old: &str, new: &str) -> Result<bool, ApiError> {
+    Ok(conn.execute(
+        "UPDATE users SET password_hash = ?1 WHERE id = ?2 AND password_hash = ?3",
+        params![new, id, old],
+    )? == 1)
 }
 
 /// Deletes a user; sessions, tokens, codes and events go with it (ON DELETE CASCADE).

@@ -1,5 +1,5 @@
-//! Fairings: rate limiting, security headers and request logging.
+//! Fairings: security headers and request logging. They sit on top: they may use `auth`, and
+//! nothing below them imports a fairing.
 
 pub mod headers;
-pub mod rate_limit;
 pub mod request_log;

@@ -1,29 +1,18 @@
 //! One log line per request: method, path, status, latency, user id and client IP. The
 //! query string is left out, since it may carry a setup token.
 
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::{Data, Request, Response};
 
-use crate::auth::request::client_info;
+use crate::auth::request::{client_info, LoggedUser};
 
 /// Logs each request.
 pub struct RequestLog;
 
 struct Started(Instant);
-
-/// The authenticated user id, for the log line (0 = none). Shared, so that a credential
-/// resolved on a blocking thread can fill it in.
-#[derive(Default)]
-pub struct LoggedUser(pub Arc<AtomicI64>);
-
-/// The slot holding this request's user id for its log line.
-pub fn user_slot(req: &Request<'_>) -> Arc<AtomicI64> {
-    req.local_cache(LoggedUser::default).0.clone()
-}
 
 #[rocket::async_trait]
 impl Fairing for RequestLog {

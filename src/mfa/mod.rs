@@ -2,6 +2,7 @@
 //! service that ties them to the database.
 
 pub mod backup;
+pub mod begin_limit;
 pub mod seal;
 pub mod service;
 pub mod totp;

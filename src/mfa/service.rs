@@ -11,7 +11,7 @@ use super::backup::{self, CodeInput};
 use super::{otpauth_url, seal, secret_base32, totp};
 use crate::auth::password;
 use crate::db::users::{self, User, UserRecord};
-use crate::db::{in_tx, mfa as repo};
+use crate::db::{in_tx, mfa as repo, sessions};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
 
@@ -71,7 +71,8 @@ fn invalid_code(status: Status) -> ApiError {
     ApiError::new(status, "INVALID_CODE", "The code is not valid")
 }
 
-fn record(tx: &Connection, user_id: i64) -> ApiResult<UserRecord> {
+/// The account with its private columns; 401 when it is gone.
+pub fn record(tx: &Connection, user_id: i64) -> ApiResult<UserRecord> {
     users::record_by_id(tx, user_id)?.ok_or_else(ApiError::unauthorized)
 }
 
@@ -168,10 +169,14 @@ pub fn begin(app: &App, tx: &Connection, user_id: i64, a: &Audit) -> ApiResult<B
 
 /// Confirms enrollment with a TOTP from the pending secret; returns the backup codes. In a
 /// write transaction.
+///
+/// The account's other sessions end (they never passed the new second factor); `session`, the
+/// caller's, is kept and marked as having passed it.
 pub fn confirm(
     app: &App,
     tx: &Connection,
     user_id: i64,
+    session: Option<i64>,
     code: &str,
     a: &Audit,
 ) -> ApiResult<Vec<String>> {
@@ -203,6 +208,10 @@ pub fn confirm(
         let (codes, hashes) = backup::generate(&app.keys.backup, user_id);
         repo::replace_backup_codes(tx, user_id, &hashes)?;
         repo::clear_failures(tx, "mfa", &user_id.to_string())?;
+        sessions::revoke_others(tx, user_id, session)?;
+        if let Some(id) = session {
+            sessions::mark_mfa(tx, id, now)?;
+        }
         event(tx, user_id, "confirm_success", now, a)?;
         Ok(codes)
     }
@@ -215,8 +224,30 @@ pub fn cancel(app: &App, tx: &Connection, user_id: i64, a: &Audit) -> ApiResult<
     if rec.user.mfa_enabled {
         return Err(already_enabled());
     }
-    repo::clear_pending(tx, user_id)?;
-    event(tx, user_id, "cancel", now, a)
+    // Nothing pending: nothing happened, so nothing is written to the audit trail (repeated
+    // no-op cancels would otherwise push real events out of view).
+    if repo::clear_pending(tx, user_id)? {
+        event(tx, user_id, "cancel", now, a)?;
+    }
+    Ok(())
+}
+
+/// The pending enrollment's key again (a reloaded page shows the key already scanned); 404
+/// `MFA_NO_PENDING` when none is pending. Once MFA is on, the secret is never shown again.
+pub fn pending(app: &App, conn: &Connection, user_id: i64) -> ApiResult<Begin> {
+    let rec = record(conn, user_id)?;
+    if rec.user.mfa_enabled || rec.mfa_secret.is_none() {
+        return Err(ApiError::new(
+            Status::NotFound,
+            "MFA_NO_PENDING",
+            "No MFA enrollment is pending",
+        ));
+    }
+    let secret = unsealed(app, &rec)?;
+    Ok(Begin {
+        otpauth_url: otpauth_url(&app.config.mfa_issuer, &rec.user.email, &secret),
+        secret: secret_base32(&secret),
+    })
 }
 
 fn require_enabled(rec: &UserRecord) -> ApiResult<()> {
@@ -230,23 +261,27 @@ fn require_enabled(rec: &UserRecord) -> ApiResult<()> {
     ))
 }
 
-/// First half of the disable/regenerate checks, outside any transaction so that the slow
-/// argon2 verification never holds the write lock: MFA on, no lockout, and the password
-/// for accounts that have one. Blocking (argon2); `fail_event` names the audit event of a
-/// wrong password. Callers skip it for accounts without a password; the second half
-/// ([`disable`], [`regenerate`]) refuses if one appeared meanwhile.
+/// First half of the disable/regenerate checks (and of re-authentication), outside any
+/// transaction so that the slow argon2 verification never holds the write lock: MFA on (with
+/// `require_mfa`), no lockout, and the password for accounts that have one. Blocking
+/// (argon2); `fail_event` names the audit event of a wrong password. Callers skip it for
+/// accounts without a password; the second half ([`disable`], [`regenerate`]) refuses if one
+/// appeared meanwhile.
 pub fn check_password(
     app: &App,
     user_id: i64,
     pw: Option<&str>,
     fail_event: &str,
     a: &Audit,
+    require_mfa: bool,
 ) -> ApiResult<()> {
     let now = app.now();
     let rec = {
         let conn = app.db.get()?;
         let rec = record(&conn, user_id)?;
-        require_enabled(&rec)?;
+        if require_mfa {
+            require_enabled(&rec)?;
+        }
         lockout(app, &conn, user_id, now, a)?;
         rec
     };
@@ -271,15 +306,28 @@ pub fn check_password(
 /// Second half, in the caller's transaction: the state is read again (it may have changed
 /// during the password check) and the code is spent.
 fn check_code(app: &App, tx: &Connection, step: &StepUp, fail_event: &str) -> ApiResult<()> {
-    let (user_id, code, a) = (step.user_id, step.code.as_str(), &step.audit);
-    let now = app.now();
-    let rec = record(tx, user_id)?;
+    let rec = record(tx, step.user_id)?;
     require_enabled(&rec)?;
     if rec.password_hash.is_some() && !step.password_checked {
         return Err(password_required());
     }
+    spend_step_code(app, tx, &rec, &step.code, &step.audit, fail_event)
+}
+
+/// Spends a TOTP or backup code of an account with MFA on, under the code lockout; a wrong
+/// one is counted and audited as `fail_event` (400 `INVALID_CODE`). In a write transaction.
+pub fn spend_step_code(
+    app: &App,
+    tx: &Connection,
+    rec: &UserRecord,
+    code: &str,
+    a: &Audit,
+    fail_event: &str,
+) -> ApiResult<()> {
+    let (user_id, now) = (rec.user.id, app.now());
+    require_enabled(rec)?;
     lockout(app, tx, user_id, now, a)?;
-    if !spend_code(app, tx, &rec, code, now, a)? {
+    if !spend_code(app, tx, rec, code, now, a)? {
         failed(tx, user_id, fail_event, now, a)?;
         return Err(invalid_code(Status::BadRequest));
     }
@@ -304,15 +352,18 @@ pub struct StepUp {
     pub code: String,
     /// Whether [`check_password`] passed (false for accounts without a password).
     pub password_checked: bool,
+    /// The caller's session, which survives a disable.
+    pub session: Option<i64>,
     /// Who asked.
     pub audit: Audit,
 }
 
-/// Turns MFA off; the secret and backup codes go in the same transaction. In a write
-/// transaction.
+/// Turns MFA off; the secret and backup codes go in the same transaction, and the account's
+/// other sessions end. In a write transaction.
 pub fn disable(app: &App, tx: &Connection, step: &StepUp) -> ApiResult<()> {
     check_code(app, tx, step, "disable_failure")?;
     repo::disable(tx, step.user_id)?;
+    sessions::revoke_others(tx, step.user_id, step.session)?;
     event(tx, step.user_id, "disable_success", app.now(), &step.audit)
 }
 
@@ -383,16 +434,23 @@ pub fn verify_login(
     Ok(rec)
 }
 
-/// Clears MFA for a user who lost their device (CLI), and revokes all their sessions.
-pub fn admin_reset(app: &App, conn: &mut Connection, user_id: i64) -> ApiResult<()> {
+/// Clears MFA for a user who lost their device (CLI), and ends every session, pending sign-in
+/// and API token of the account: a reset is what an operator does for a lost or compromised
+/// device, so nothing it may have held survives.
+pub fn admin_reset(app: &App, conn: &mut Connection, user_id: i64) -> ApiResult<sessions::Ended> {
     let now = app.now();
     in_tx(conn, |tx| {
         repo::disable(tx, user_id)?;
-        crate::db::sessions::revoke_all(tx, user_id)?;
-        let a = Audit {
-            ip: None,
-            user_agent: Some("slugbase cli".into()),
-        };
-        event(tx, user_id, "admin_reset", now, &a)
+        let ended = sessions::end_credentials(tx, user_id, None, true)?;
+        event(tx, user_id, "admin_reset", now, &cli_audit())?;
+        Ok(ended)
     })
+}
+
+/// The audit facts of a CLI command.
+pub fn cli_audit() -> Audit {
+    Audit {
+        ip: None,
+        user_agent: Some("slugbase cli".into()),
+    }
 }

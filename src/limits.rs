@@ -1,24 +1,13 @@
-//! Rolling-window rate limits, and the fairing that applies them to enrollment begin.
+//! Rolling-window rate limits kept in memory, per client address.
 //!
-//! The per-user window is kept in the database (`mfa_begin_calls`), the per-address one in
-//! memory. In memory, the windows of the users who called begin in a short bench run (of
+//! The per-user enrollment window is kept in the database (`mfa_begin_calls`), the per-address
+//! one here. In memory, the windows of the users who called begin in a short bench run (of
 //! 139,150 accounts) held 12.6 MiB, a fifth of the footprint target, and a restart reset
 //! them; the addresses that call begin are few.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Mutex;
-
-use rocket::fairing::{Fairing, Info, Kind};
-use rocket::http::Method;
-use rocket::{Data, Request};
-use rusqlite::Connection;
-
-use crate::auth::request::{client_info, ClientInfo};
-use crate::auth::{authenticate, PreRejection};
-use crate::db::mfa as repo;
-use crate::error::ApiError;
-use crate::state::App;
 
 /// Seconds until a window that holds `held` calls has room under `limit`; 0 when it has room
 /// now. `frees` is the time of the `limit`-th newest call, whose expiry makes room.
@@ -97,80 +86,6 @@ impl AddressLimiter {
         }
         q.push_back(now);
         Ok(())
-    }
-}
-
-/// Limits `POST /api/auth/mfa/enroll/begin` per user and per client IP. Only authenticated
-/// calls count, so a stranger cannot spend someone else's quota.
-pub struct BeginRateLimit;
-
-/// The path the fairing guards.
-pub const BEGIN_PATH: &str = "/api/auth/mfa/enroll/begin";
-
-#[rocket::async_trait]
-impl Fairing for BeginRateLimit {
-    fn info(&self) -> Info {
-        Info {
-            name: "enrollment rate limit",
-            kind: Kind::Request,
-        }
-    }
-
-    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
-        if req.method() != Method::Post || req.uri().path() != BEGIN_PATH {
-            return;
-        }
-        let req: &Request<'_> = req;
-        let Some(app) = req.rocket().state::<App>() else {
-            return;
-        };
-        let Ok(auth) = authenticate(req).await else {
-            return;
-        };
-        let (a, user_id, info) = (app.clone(), auth.user.id, client_info(req));
-        let rejection = match app
-            .db
-            .write(move |tx| take_begin_slot(&a, tx, user_id, &info))
-            .await
-        {
-            Ok(Ok(())) => return,
-            Ok(Err(retry)) => ApiError::rate_limited(retry),
-            // Without its quota checked the call does not go ahead (e.g. the disk is full).
-            Err(e) => e,
-        };
-        if let Ok(mut slot) = req.local_cache(PreRejection::default).0.lock() {
-            *slot = Some(rejection);
-        }
-    }
-}
-
-/// Takes one begin slot of the user's (database) and of the client address's (memory) window,
-/// or neither, auditing a refusal. A write job: the writer runs one job at a time, so no other
-/// call's check and take can come between this one's.
-fn take_begin_slot(
-    app: &App,
-    tx: &Connection,
-    user_id: i64,
-    info: &ClientInfo,
-) -> Result<Result<(), u64>, ApiError> {
-    let (c, now) = (&app.config, app.now());
-    let window = c.begin_window_secs;
-    let limit = c.begin_limit_per_user;
-    let (held, frees) = repo::begin_calls_since(tx, user_id, now - window, limit)?;
-    let user_wait = wait_for_slot(held, frees, limit, window, now);
-    match app
-        .begin_limiter
-        .hit(info.ip, c.begin_limit_per_ip, window, now, user_wait)
-    {
-        Ok(()) => {
-            repo::record_begin_call(tx, user_id, now)?;
-            Ok(Ok(()))
-        }
-        Err(retry) => {
-            let (ip, agent) = (info.ip_text(), info.user_agent.as_deref());
-            repo::record_event(tx, user_id, "rate_limited", now, ip.as_deref(), agent)?;
-            Ok(Err(retry))
-        }
     }
 }
 
