@@ -28,6 +28,9 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Mark cookies `Secure`; unset means "when `public_url` is https".
     pub cookie_secure: Option<bool>,
+    /// Domain the sign-in cookies are shared on (e.g. `home.example`), so that one sign-in
+    /// covers every app under it (forward-auth); unset means slugbase's host only.
+    pub cookie_domain: Option<String>,
     /// Issuer shown in authenticator apps.
     pub mfa_issuer: String,
     /// Browser session lifetime, seconds.
@@ -76,6 +79,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             public_url: None,
             cookie_secure: None,
+            cookie_domain: None,
             mfa_issuer: "SlugBase".into(),
             session_ttl_secs: 7 * 24 * 3600,
             access_ttl_secs: 3600,
@@ -268,11 +272,24 @@ mod tests {
     #[test]
     fn origins_compare_by_scheme_host_and_port() {
         let o = |s: &str| Origin::parse(s).unwrap();
-        assert_eq!(o("https://Auth.Example.com/"), o("https://auth.example.com:443"));
+        assert_eq!(
+            o("https://Auth.Example.com/"),
+            o("https://auth.example.com:443")
+        );
         assert_ne!(o("https://auth.example.com"), o("http://auth.example.com"));
-        assert_ne!(o("https://auth.example.com"), o("https://auth.example.com:8443"));
+        assert_ne!(
+            o("https://auth.example.com"),
+            o("https://auth.example.com:8443")
+        );
         assert_eq!(o("http://[::1]:8000").host, "[::1]");
-        for bad in ["auth.example.com", "ftp://x", "https://x/path", "https://", "https://u@x", "https://x:99999"] {
+        for bad in [
+            "auth.example.com",
+            "ftp://x",
+            "https://x/path",
+            "https://",
+            "https://u@x",
+            "https://x:99999",
+        ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
     }
@@ -282,7 +299,10 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             let c = Config::from_figment(&figment()).map_err(|e| e.to_string())?;
             assert!(!c.secure_cookies());
-            assert_eq!(c.public_origin(), Origin::parse("http://127.0.0.1:8000").unwrap());
+            assert_eq!(
+                c.public_origin(),
+                Origin::parse("http://127.0.0.1:8000").unwrap()
+            );
             jail.set_env("SLUGBASE_PUBLIC_URL", "https://auth.example.com");
             let c = Config::from_figment(&figment()).map_err(|e| e.to_string())?;
             assert!(c.secure_cookies());

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::Db;
-use crate::limits::AddressLimiter;
 use crate::keys::Keys;
+use crate::limits::AddressLimiter;
 
 /// Shared application state, managed by Rocket; cheap to clone into blocking tasks.
 #[derive(Clone)]

@@ -285,9 +285,14 @@ fn another_accounts_or_a_forged_device_cookie_does_not_help() {
     for _ in 0..3 {
         wrong_password(&s, ANN, None);
     }
+    // Ann's own cookie with one character changed is no longer hers.
+    let mut tampered = ann_device.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
     for dev in [
         Some(bob_device.as_str()),
         Some("forged-device-cookie"),
+        Some(tampered.as_str()),
         None,
     ] {
         assert_error(
@@ -429,6 +434,28 @@ fn ipv6_clients_share_the_per_ip_limit_by_their_64() {
         Status::Unauthorized,
         "INVALID_CREDENTIALS",
     );
+}
+
+#[test]
+fn ipv6_clients_share_the_begin_limit_per_ip_by_their_64() {
+    let s = server_with(&[("begin_limit_per_ip", json!(2))]);
+    let begin = |i: usize, remote: &str| {
+        let (_, jwt) = s.bearer_for(&format!("b{i}@example.com"));
+        let mut req = s
+            .client
+            .post("/api/auth/mfa/enroll/begin")
+            .header(bearer(&jwt));
+        req.set_remote(remote.parse::<SocketAddr>().unwrap());
+        req.dispatch()
+    };
+    assert_eq!(begin(0, "[2001:db8::1]:5000").status(), Status::Ok);
+    assert_eq!(begin(1, "[2001:db8::2]:5000").status(), Status::Ok);
+    assert_error(
+        begin(2, "[2001:db8::3]:5000"),
+        Status::TooManyRequests,
+        "RATE_LIMITED",
+    );
+    assert_eq!(begin(3, "[2001:db8:0:1::1]:5000").status(), Status::Ok);
 }
 
 // ---------------------------------------------------------------------------------------

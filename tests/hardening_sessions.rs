@@ -850,6 +850,36 @@ fn cookie_writes_must_send_json() {
 }
 
 #[test]
+fn sign_in_steps_must_send_json() {
+    let s = server();
+    s.user(ANN);
+    let (_, jwt) = s.login(ANN);
+    let (_, codes) = s.enroll(&jwt);
+    // The password step: a cross-site form could post text/plain or no type at all.
+    let body = json!({"email": ANN, "password": PASSWORD}).to_string();
+    let res = s
+        .client
+        .post("/api/auth/login")
+        .header(ContentType::Plain)
+        .body(body.clone())
+        .dispatch();
+    assert_error(res, Status::Forbidden, "CSRF_REJECTED");
+    let res = s.client.post("/api/auth/login").body(body).dispatch();
+    assert_error(res, Status::Forbidden, "CSRF_REJECTED");
+    // The second step, with the pending cookie.
+    let pending = password_step(&s, ANN);
+    let res = s
+        .client
+        .post("/api/auth/mfa/verify")
+        .cookie(cookie("slugbase.mfa_pending", &pending))
+        .body(json!({"code": codes[0]}).to_string())
+        .dispatch();
+    assert_error(res, Status::Forbidden, "CSRF_REJECTED");
+    // Refused before the code was looked at: the same code still works with JSON.
+    assert_eq!(verify(&s, &pending, &codes[0]).status(), Status::Ok);
+}
+
+#[test]
 fn seed_curl_examples_still_work() {
     let s = server();
     s.user(ANN);

@@ -93,6 +93,8 @@ fn op_token(api: &Api, u: &mut User, acked: &mut Acked, rng: &mut StdRng) -> Ste
             }
             None => unexpected("token", u, &r),
         },
+        // The account holds the most tokens it may (50): a correct refusal, nothing written.
+        Ok(r) if r.status == 409 && r.json()["code"] == "TOKEN_LIMIT" => Step::Done,
         Ok(r) => unexpected("token", u, &r),
     }
 }

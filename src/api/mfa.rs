@@ -2,8 +2,8 @@
 //! MFA system needs around them (regenerate, status, events, the pending key and its QR code).
 
 use rocket::http::{ContentType, Header};
-use rocket::serde::json::Json;
 use rocket::response::Responder;
+use rocket::serde::json::Json;
 use rocket::{get, post, routes, Route, State};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -173,9 +173,13 @@ async fn events(
     };
     let limit = match limit {
         None => 50,
-        Some(l) => l.parse::<i64>().ok().filter(|l| (1..=100).contains(l)).ok_or_else(|| {
-            ApiError::validation("limit", "`limit` must be a number from 1 to 100")
-        })?,
+        Some(l) => l
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| {
+                ApiError::validation("limit", "`limit` must be a number from 1 to 100")
+            })?,
     };
     let page = as_caller(app, cred, move |c, me| {
         repo::events(c, me.user.id, before, limit)

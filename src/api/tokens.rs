@@ -127,7 +127,12 @@ async fn create(
     let code = reauthenticate(app, &user, &client, b.password, b.code).await?;
     let token = new_token();
     let hash = api_token_hash(app, &token);
-    let (a, uid, n, au) = (app.inner().clone(), user.user.id, name.clone(), audit(&client));
+    let (a, uid, n, au) = (
+        app.inner().clone(),
+        user.user.id,
+        name.clone(),
+        audit(&client),
+    );
     let id = app
         .db
         .write(move |c| {
@@ -195,7 +200,15 @@ mod tests {
     #[test]
     fn names_cannot_hide_text() {
         assert_eq!(token_name("  ci deploy ").unwrap(), "ci deploy");
-        for bad in ["", "   ", "a\u{202E}b", "a\u{2066}b", "tab\there", "nl\nx", "\u{7f}"] {
+        for bad in [
+            "",
+            "   ",
+            "a\u{202E}b",
+            "a\u{2066}b",
+            "tab\there",
+            "nl\nx",
+            "\u{7f}",
+        ] {
             assert!(token_name(bad).is_err(), "{bad:?}");
         }
         assert!(token_name(&"é".repeat(100)).is_ok());

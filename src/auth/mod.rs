@@ -7,6 +7,7 @@ pub mod jwt;
 pub mod login;
 pub mod password;
 pub mod request;
+pub mod return_to;
 pub mod session;
 
 use rocket::http::Status;
@@ -82,9 +83,8 @@ impl AuthUser {
     /// Whether this is a browser session that proved the account's factors (with a code when
     /// MFA is on) at most `within` seconds before `now`.
     pub fn recently_authenticated(&self, now: i64, within: i64) -> bool {
-        self.session.is_some_and(|s| {
-            now - s.auth_at <= within && (s.mfa || !self.user.mfa_enabled)
-        })
+        self.session
+            .is_some_and(|s| now - s.auth_at <= within && (s.mfa || !self.user.mfa_enabled))
     }
 }
 

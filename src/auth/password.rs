@@ -173,7 +173,9 @@ pub fn validate(password: &str, field: &str, known: &[&str]) -> Result<(), ApiEr
         )));
     }
     if n > MAX_LEN {
-        return Err(weak(format!("Password must be at most {MAX_LEN} characters")));
+        return Err(weak(format!(
+            "Password must be at most {MAX_LEN} characters"
+        )));
     }
     let estimate = zxcvbn::zxcvbn(password, known);
     if (estimate.score() as u8) < 3 {
@@ -277,6 +279,9 @@ mod tests {
             assert_eq!(e.code, "WEAK_PASSWORD", "{weak}");
             assert_eq!(e.details.unwrap()["field"], "new_password");
         }
-        assert!(code(&"correct horse battery ".repeat(12)).is_some(), "over 256");
+        assert!(
+            code(&"correct horse battery ".repeat(12)).is_some(),
+            "over 256"
+        );
     }
 }

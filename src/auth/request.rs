@@ -213,11 +213,31 @@ mod tests {
         let mut c = Config::default();
         assert!(origin_allowed("http://h:1", Some("h:1"), Some(&c)));
         c.public_url = Some("https://auth.example.com".into());
-        assert!(origin_allowed("https://auth.example.com", Some("x"), Some(&c)));
-        assert!(origin_allowed("https://AUTH.example.com:443", None, Some(&c)));
-        assert!(!origin_allowed("http://auth.example.com", Some("auth.example.com"), Some(&c)));
-        assert!(!origin_allowed("https://auth.example.com:8443", None, Some(&c)));
-        assert!(!origin_allowed("https://evil.example", Some("evil.example"), Some(&c)));
+        assert!(origin_allowed(
+            "https://auth.example.com",
+            Some("x"),
+            Some(&c)
+        ));
+        assert!(origin_allowed(
+            "https://AUTH.example.com:443",
+            None,
+            Some(&c)
+        ));
+        assert!(!origin_allowed(
+            "http://auth.example.com",
+            Some("auth.example.com"),
+            Some(&c)
+        ));
+        assert!(!origin_allowed(
+            "https://auth.example.com:8443",
+            None,
+            Some(&c)
+        ));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            Some("evil.example"),
+            Some(&c)
+        ));
     }
 
     #[test]

@@ -34,7 +34,13 @@ pub struct NewSession {
 }
 
 /// Signs an access JWT for the session `handle` of `user_id`, valid until `exp`.
-pub fn access_jwt(app: &App, user_id: i64, handle: &str, now: i64, exp: i64) -> Result<String, ApiError> {
+pub fn access_jwt(
+    app: &App,
+    user_id: i64,
+    handle: &str,
+    now: i64,
+    exp: i64,
+) -> Result<String, ApiError> {
     let claims = jwt::Claims {
         sub: user_id.to_string(),
         sid: Some(handle.to_string()),

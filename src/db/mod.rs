@@ -81,7 +81,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
         .map_err(|e| fail(&e))?;
     let ran = embedded::migrations::runner().run(conn).map(|_| ());
     let broken: rusqlite::Result<i64> =
-        conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| r.get(0));
+        conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+            r.get(0)
+        });
     conn.execute_batch("PRAGMA foreign_keys = ON")
         .map_err(|e| fail(&e))?;
     ran.map_err(|e| fail(&e))?;
@@ -328,7 +330,9 @@ mod tests {
         let count = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
         assert_eq!(count("SELECT COUNT(*) FROM backup_codes"), 1);
         assert_eq!(count("SELECT COUNT(*) FROM mfa_events"), 1);
-        let fk: i64 = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        let fk: i64 = conn
+            .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(fk, 1, "foreign keys are back on");
 
         // The highest ids are deleted; new rows get new ids, and cascades still work.

@@ -278,7 +278,8 @@ pub struct Ended {
 
 impl std::fmt::Display for Ended {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        let n =
+            |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
         write!(
             f,
             "ended {}, {} and {}",
@@ -326,6 +327,9 @@ mod tests {
             pending: 0,
             tokens: 3,
         };
-        assert_eq!(e.to_string(), "ended 1 session, 0 pending sign-ins and 3 API tokens");
+        assert_eq!(
+            e.to_string(),
+            "ended 1 session, 0 pending sign-ins and 3 API tokens"
+        );
     }
 }

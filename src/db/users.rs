@@ -191,7 +191,12 @@ pub fn set_password(conn: &Connection, id: i64, hash: &str) -> Result<(), ApiErr
 }
 
 /// Replaces the password hash if it is still `old`; false when another change came first.
-pub fn replace_password(conn: &Connection, id: i64, old: &str, new: &str) -> Result<bool, ApiError> {
+pub fn replace_password(
+    conn: &Connection,
+    id: i64,
+    old: &str,
+    new: &str,
+) -> Result<bool, ApiError> {
     Ok(conn.execute(
         "UPDATE users SET password_hash = ?1 WHERE id = ?2 AND password_hash = ?3",
         params![new, id, old],

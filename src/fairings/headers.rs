@@ -29,5 +29,14 @@ impl Fairing for SecurityHeaders {
         if req.uri().path().starts_with("/api") {
             res.set_header(Header::new("Cache-Control", "no-store"));
         }
+        // Only when users reach slugbase over https: a browser then refuses plain http to this
+        // host for two years, which would break an http-only install.
+        let https = req
+            .rocket()
+            .state::<crate::state::App>()
+            .is_some_and(|a| a.config.public_origin().is_https());
+        if https {
+            res.set_header(Header::new("Strict-Transport-Security", "max-age=63072000"));
+        }
     }
 }

@@ -125,6 +125,8 @@ impl Instance {
             ("SLUGBASE_LOGIN_FAILURES_PER_IP", "1000000"),
             ("SLUGBASE_LOGIN_FAILURES_PER_ACCOUNT", "1000000"),
             ("SLUGBASE_POOL_SIZE", "8"),
+            // Load runs create API tokens from sessions older than the default 10 minutes.
+            ("SLUGBASE_RECENT_AUTH_SECS", "86400"),
         ];
         Instance {
             root: root.to_path_buf(),
