@@ -850,23 +850,34 @@ fn cookie_writes_must_send_json() {
 }
 
 #[test]
-fn sign_in_steps_must_send_json() {
+fn password_sign_in_must_send_json() {
     let s = server();
     s.user(ANN);
-    let (_, jwt) = s.login(ANN);
-    let (_, codes) = s.enroll(&jwt);
     // The password step: a cross-site form could post text/plain or no type at all.
     let body = json!({"email": ANN, "password": PASSWORD}).to_string();
+    // (A typed non-JSON body may keep the seed's 415; either way no sign-in happens.)
     let res = s
         .client
         .post("/api/auth/login")
         .header(ContentType::Plain)
         .body(body.clone())
         .dispatch();
-    assert_error(res, Status::Forbidden, "CSRF_REJECTED");
+    assert!(res.cookies().iter().next().is_none(), "no cookie set");
+    match res.status() {
+        Status::Forbidden => assert_error(res, Status::Forbidden, "CSRF_REJECTED"),
+        _ => assert_error(res, Status::UnsupportedMediaType, "UNSUPPORTED_MEDIA_TYPE"),
+    };
     let res = s.client.post("/api/auth/login").body(body).dispatch();
+    assert!(res.cookies().iter().next().is_none(), "no cookie set");
     assert_error(res, Status::Forbidden, "CSRF_REJECTED");
-    // The second step, with the pending cookie.
+}
+
+#[test]
+fn second_sign_in_step_must_send_json() {
+    let s = server();
+    s.user(ANN);
+    let (_, jwt) = s.login(ANN);
+    let (_, codes) = s.enroll(&jwt);
     let pending = password_step(&s, ANN);
     let res = s
         .client

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use rocket::http::Status;
+use rocket::http::{ContentType, Status};
 use rocket::local::blocking::LocalResponse;
 use serde_json::{json, Value};
 
@@ -38,6 +38,7 @@ fn password_step(s: &TestServer, email: &str) -> String {
 fn verify<'a>(s: &'a TestServer, pending: &str, code: &str) -> LocalResponse<'a> {
     s.client
         .post("/api/auth/mfa/verify")
+        .header(ContentType::JSON)
         .cookie(cookie("slugbase.mfa_pending", pending))
         .body(json!({ "code": code }).to_string())
         .dispatch()
@@ -111,6 +112,7 @@ fn pending_token_errors() {
     let res = s
         .client
         .post("/api/auth/mfa/verify")
+        .header(ContentType::JSON)
         .body(r#"{"code":"123456"}"#)
         .dispatch();
     assert_error(res, Status::Unauthorized, "MFA_PENDING_INVALID");
@@ -122,6 +124,7 @@ fn pending_token_errors() {
     let res = s
         .client
         .post("/api/auth/mfa/verify")
+        .header(ContentType::JSON)
         .cookie(cookie("slugbase.mfa_pending", "x"))
         .body("{}")
         .dispatch();

@@ -69,6 +69,18 @@ struct Acked {
     mfa_changes: usize,
     /// Answers that should not have happened, e.g. a 4xx or 5xx while the server was up.
     failures: Vec<String>,
+    /// Accounts whose MFA was turned on or off (or may have been: no answer), which ends
+    /// their other sessions: the sessions acknowledged for them so far are no longer expected
+    /// to work.
+    ended: Vec<i64>,
+}
+
+impl Acked {
+    /// Confirm and disable end the account's other sessions.
+    fn sessions_ended(&mut self, user_id: i64) {
+        self.sessions.retain(|s| s.user_id != user_id);
+        self.ended.push(user_id);
+    }
 }
 
 enum Step {
@@ -185,9 +197,11 @@ fn op_mfa(api: &Api, u: &mut User, acked: &mut Acked, rng: &mut StdRng) -> Step 
             match api.post("/api/auth/mfa/enroll/confirm", &auth, &body) {
                 Err(_) => {
                     u.doubt = Some(Doubt::Confirm { secret });
+                    acked.sessions_ended(u.id);
                     Step::Lost
                 }
                 Ok(r) if r.status == 200 => {
+                    acked.sessions_ended(u.id);
                     let codes: Vec<String> = r.json()["backup_codes"]
                         .as_array()
                         .map(|a| {
@@ -241,9 +255,11 @@ fn op_mfa(api: &Api, u: &mut User, acked: &mut Acked, rng: &mut StdRng) -> Step 
             match api.post("/api/auth/mfa/disable", &auth, &body) {
                 Err(_) => {
                     u.doubt = Some(Doubt::Disable { before });
+                    acked.sessions_ended(u.id);
                     Step::Lost
                 }
                 Ok(r) if r.status == 200 => {
+                    acked.sessions_ended(u.id);
                     u.mfa = Mfa::Off { pending: false };
                     acked.mfa_changes += 1;
                     Step::Done
@@ -463,7 +479,10 @@ fn sigkill_under_write_load_loses_no_acknowledged_write() {
             cycle_acked.tokens.extend(a.tokens);
             cycle_acked.mfa_changes += a.mfa_changes;
             cycle_acked.failures.extend(a.failures);
+            cycle_acked.ended.extend(a.ended);
         }
+        all.sessions
+            .retain(|s| !cycle_acked.ended.contains(&s.user_id));
         users.sort_by_key(|u| u.id);
         assert!(
             cycle_acked.failures.is_empty(),

@@ -155,8 +155,10 @@ impl<'r> FromRequest<'r> for Credential {
 }
 
 /// Guard for unsafe routes that run before any credential exists (login, setup, verify):
-/// refuses cross-site requests (see [`request::is_cross_site`]), which closes login CSRF. Their
-/// JSON bodies refuse the types a cross-site form could send (415).
+/// refuses cross-site requests (see [`request::is_cross_site`]) and requests without a content
+/// type (a cross-site `fetch` of a typeless Blob sends none and needs no preflight), which
+/// closes login CSRF. Their JSON bodies refuse every other type a cross-site page could send
+/// with 415.
 pub struct SameSite;
 
 #[rocket::async_trait]
@@ -164,7 +166,7 @@ impl<'r> FromRequest<'r> for SameSite {
     type Error = ();
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
-        if request::is_cross_site(req) {
+        if request::is_cross_site(req) || req.content_type().is_none() {
             let e = ApiError::new(
                 Status::Forbidden,
                 "CSRF_REJECTED",
