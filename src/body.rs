@@ -4,7 +4,8 @@
 use rocket::data::{FromData, Outcome, ToByteUnit};
 use rocket::http::Status;
 use rocket::{Data, Request};
-use serde::de::DeserializeOwned;
+use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::{stash, ApiError};
@@ -33,18 +34,98 @@ fn field_error(err: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     }
 }
 
+/// A JSON value read with serde, refusing an object that repeats a key (at any depth):
+/// serde_json's own `Value` keeps the last, so `{"email": a, "email": b}` would mean b here
+/// and a to a proxy or firewall that reads the first.
+struct Strict(Value);
+
+/// Prefix of the error [`Strict`] raises, followed by the key.
+const DUPLICATE: &str = "duplicate key: ";
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(de::Error::custom(format!("{DUPLICATE}{key}")));
+            }
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(Value::Array(out))
+    }
+
+    // Scalars: as serde_json's own Value reads them.
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
 /// Parses a body: empty means `{}`, so that missing fields are named rather than the body.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
         Value::Object(Default::default())
     } else {
-        serde_json::from_slice(bytes).map_err(|_| {
-            ApiError::new(
-                Status::BadRequest,
-                "VALIDATION_ERROR",
-                "The request body is not valid JSON",
-            )
-        })?
+        serde_json::from_slice::<Strict>(bytes)
+            .map(|s| s.0)
+            .map_err(|e| {
+                let text = e.to_string();
+                match text.strip_prefix(DUPLICATE) {
+                    Some(rest) => {
+                        // serde_json appends " at line L column C".
+                        let key = rest.rsplit_once(" at line ").map_or(rest, |(k, _)| k);
+                        ApiError::validation(key, format!("The key `{key}` appears twice"))
+                    }
+                    None => ApiError::new(
+                        Status::BadRequest,
+                        "VALIDATION_ERROR",
+                        "The request body is not valid JSON",
+                    ),
+                }
+            })?
     };
     if !value.is_object() {
         return Err(ApiError::new(
@@ -130,5 +211,14 @@ mod tests {
         assert!(parse::<B>(b"{not json").is_err());
         assert!(parse::<B>(b"[1,2]").is_err());
         assert!(parse::<B>(br#"{"code":"1","extra":true}"#).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_and_named() {
+        assert_eq!(field(br#"{"code":"1","password":"a","code":"2"}"#), "code");
+        assert_eq!(field(br#"{"code":"1","extra":{"a":1,"a":2}}"#), "a");
+        assert_eq!(field(br#"{"code":"1","extra":[{"b":1,"b":1}]}"#), "b");
+        let ok: Value = parse(br#"{"a":[1,2.5,"x",null,true,{"b":-3}]}"#).unwrap();
+        assert_eq!(ok, serde_json::json!({"a":[1,2.5,"x",null,true,{"b":-3}]}));
     }
 }

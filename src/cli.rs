@@ -183,6 +183,7 @@ fn serve(figment: figment::Figment, config: &Config) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let listen = format!("{}:{}", config.address, config.port);
     let result = runtime.block_on(async move {
         let launched = crate::rocket_for(figment, app).launch().await;
         // Activity recorded by the last requests in flight.
@@ -193,7 +194,14 @@ fn serve(figment: figment::Figment, config: &Config) -> Result<(), String> {
                 Ok(())
             }
             // kind() marks the error handled; Rocket would otherwise panic when it drops.
-            Err(e) => Err(format!("server failed: {}", e.kind())),
+            Err(e) => Err(match e.kind() {
+                rocket::error::ErrorKind::Bind(io) => format!(
+                    "cannot listen on {listen}: {} (set SLUGBASE_PORT or port in Rocket.toml, \
+                     SLUGBASE_ADDRESS or address for the address)",
+                    io.to_string().to_lowercase()
+                ),
+                other => format!("server failed: {other}"),
+            }),
         }
     });
     if force_end {

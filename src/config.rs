@@ -97,7 +97,10 @@ impl Default for Config {
             pool_size: 4,
             // Rocket's generated handler code logs every failed guard as a warning under the
             // handler's module (slugbase::api::*::_); the JSON error already says it all.
-            log_filter: "info,rocket=error,refinery_core=warn,hyper=warn,slugbase::api=error"
+            // Rocket's own "No matching routes" line is an ERROR; the request log already
+            // records every request, unmatched ones included, at INFO.
+            log_filter: "info,rocket=error,rocket::server::_=off,refinery_core=warn,hyper=warn,\
+                         slugbase::api=error"
                 .into(),
             log_format: "text".into(),
         }
@@ -149,15 +152,18 @@ impl Config {
         if let Some(url) = &c.public_url {
             Origin::parse(url).map_err(|e| format!("invalid configuration: public_url: {e}"))?;
         }
-        for (name, v) in [
-            ("session_ttl_secs", c.session_ttl_secs),
-            ("session_idle_secs", c.session_idle_secs),
-            ("access_ttl_secs", c.access_ttl_secs),
-            ("recent_auth_secs", c.recent_auth_secs),
-            ("event_retention_days", c.event_retention_days),
+        // Floors (documented in Rocket.toml): below them a session or token could not be used.
+        for (name, v, floor) in [
+            ("session_ttl_secs", c.session_ttl_secs, 60),
+            ("session_idle_secs", c.session_idle_secs, 60),
+            ("access_ttl_secs", c.access_ttl_secs, 60),
+            ("recent_auth_secs", c.recent_auth_secs, 1),
+            ("event_retention_days", c.event_retention_days, 1),
         ] {
-            if v < 1 {
-                return Err(format!("invalid configuration: {name} must be at least 1"));
+            if v < floor {
+                return Err(format!(
+                    "invalid configuration: {name} is {v}, below its floor of {floor}"
+                ));
             }
         }
         Ok(c)

@@ -24,6 +24,8 @@ pub struct ApiError {
     pub details: Option<Value>,
     /// Seconds until a rate-limited caller may try again.
     pub retry_after: Option<u64>,
+    /// The methods a 405 answer lists in `Allow`.
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -35,6 +37,7 @@ impl ApiError {
             message: message.into(),
             details: None,
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -146,6 +149,9 @@ impl<'r> Responder<'r, 'static> for ApiError {
         if let Some(r) = self.retry_after {
             res.header(Header::new("Retry-After", r.to_string()));
         }
+        if let Some(methods) = self.allow {
+            res.header(Header::new("Allow", methods));
+        }
         Ok(res.finalize())
     }
 }
@@ -188,6 +194,41 @@ fn fallback(status: Status) -> ApiError {
     ApiError::new(status, code, message)
 }
 
+/// Whether a route path (`/api/tokens/<id>`, `/assets/<file..>`) matches a request path,
+/// segment by segment; empty segments (doubled or trailing slashes) are ignored, as Rocket
+/// does.
+fn path_matches(route: &str, path: &str) -> bool {
+    let mut want = route.split('/').filter(|s| !s.is_empty());
+    let mut have = path.split('/').filter(|s| !s.is_empty());
+    loop {
+        match (want.next(), have.next()) {
+            (None, None) => return true,
+            (Some(w), _) if w.starts_with('<') && w.ends_with("..>") => return true,
+            (Some(w), Some(_)) if w.starts_with('<') && w.ends_with('>') => {}
+            (Some(w), Some(h)) if w == h => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The methods routed for this request's path, for a 405's `Allow` (empty: unknown path).
+fn allowed_methods(req: &Request<'_>) -> Vec<String> {
+    let path = req.uri().path();
+    let mut methods: Vec<String> = req
+        .rocket()
+        .routes()
+        .filter(|r| path_matches(r.uri.path(), path.as_str()))
+        .map(|r| r.method.as_str().to_string())
+        .collect();
+    if methods.iter().any(|m| m == "GET") {
+        // Rocket answers HEAD for every GET route.
+        methods.push("HEAD".into());
+    }
+    methods.sort();
+    methods.dedup();
+    methods
+}
+
 #[catch(default)]
 fn catch_all(status: Status, req: &Request<'_>) -> ApiError {
     let stashed = req
@@ -198,6 +239,16 @@ fn catch_all(status: Status, req: &Request<'_>) -> ApiError {
         .and_then(|mut s| s.take());
     match stashed {
         Some(e) => e,
+        None if status == Status::NotFound && req.route().is_none() => {
+            let methods = allowed_methods(req);
+            if methods.is_empty() || methods.iter().any(|m| m == req.method().as_str()) {
+                fallback(status)
+            } else {
+                let mut e = fallback(Status::MethodNotAllowed);
+                e.allow = Some(methods.join(", "));
+                e
+            }
+        }
         None => fallback(status),
     }
 }
@@ -221,6 +272,17 @@ mod tests {
         let v = ApiError::validation("email", "bad").body();
         assert_eq!(v["details"]["field"], "email");
         assert!(v.get("retryAfter").is_none());
+    }
+
+    #[test]
+    fn route_paths_match_by_segment() {
+        assert!(path_matches("/api/health", "/api/health"));
+        assert!(path_matches("/api/health", "//api//health/"));
+        assert!(path_matches("/api/tokens/<id>", "/api/tokens/7"));
+        assert!(!path_matches("/api/tokens/<id>", "/api/tokens"));
+        assert!(!path_matches("/api/tokens/<id>", "/api/tokens/7/x"));
+        assert!(path_matches("/assets/<file..>", "/assets/a/b.css"));
+        assert!(!path_matches("/api/health", "/api/healthz"));
     }
 
     #[test]

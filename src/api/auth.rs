@@ -13,7 +13,8 @@ use crate::auth::{
     jwt, password, session, AuthUser, Credential, SameSite, DEVICE_COOKIE, PENDING_COOKIE,
 };
 use crate::body::JsonBody;
-use crate::db::{sessions, users::User};
+use crate::db::sessions;
+use crate::db::users::{self, User};
 use crate::error::{ApiError, ApiResult};
 use crate::mfa::service;
 use crate::state::App;
@@ -120,10 +121,18 @@ fn me(user: AuthUser) -> Json<User> {
     Json(user.user)
 }
 
+/// Whether first-run setup is open: it follows the database, so an account created with the
+/// CLI while the server runs closes it too.
 #[get("/auth/setup")]
-fn setup_status(app: &State<App>) -> Json<Value> {
-    let open = app.setup_token.lock().map(|t| t.is_some()).unwrap_or(false);
-    Json(json!({ "open": open }))
+async fn setup_status(app: &State<App>) -> ApiResult<Json<Value>> {
+    let has_token = app.setup_token.lock().map(|t| t.is_some()).unwrap_or(false);
+    let open = has_token && !app.db.run(|c| users::any_exist(c)).await?;
+    if !open && has_token {
+        if let Ok(mut t) = app.setup_token.lock() {
+            *t = None;
+        }
+    }
+    Ok(Json(json!({ "open": open })))
 }
 
 #[derive(Deserialize)]

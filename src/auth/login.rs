@@ -60,22 +60,22 @@ impl Buckets<'_> {
 /// ([`repo::forget_failures`]). Returns the records' ids, or 429 with the longest wait.
 pub(crate) fn reserve(app: &App, buckets: &Buckets<'_>, now: i64) -> ApiResult<Vec<i64>> {
     let window = app.config.failure_window_secs;
+    let scopes = buckets.scopes(&app.config);
     let mut conn = app.db.get()?;
     in_tx(&mut conn, |tx| {
         let mut wait = 0;
-        for (scope, subject, limit) in buckets.scopes(&app.config) {
+        for &(scope, subject, limit) in &scopes {
             let (n, oldest) = repo::failures_since(tx, scope, subject, now - window)?;
             if n >= limit {
-                wait = wait.max(oldest.map_or(window, |o| o + window - now));
+                wait = wait.max(oldest.map_or(window, |o| o + window - now).max(1));
             }
         }
-        if wait > 0 || buckets.scopes(&app.config).iter().any(|b| b.2 == 0) {
-            return Err(ApiError::rate_limited(wait.max(1) as u64));
+        if wait > 0 {
+            return Err(ApiError::rate_limited(wait as u64));
         }
-        buckets
-            .scopes(&app.config)
-            .into_iter()
-            .map(|(scope, subject, _)| repo::record_failure(tx, scope, subject, now))
+        scopes
+            .iter()
+            .map(|&(scope, subject, _)| repo::record_failure(tx, scope, subject, now))
             .collect()
     })
 }
@@ -101,7 +101,7 @@ pub struct LoginRequest {
 /// and address for all others (see [`super::device`]).
 pub fn login(app: &App, req: LoginRequest) -> ApiResult<LoginOutcome> {
     let now = app.now();
-    let email = req.email.trim().to_lowercase();
+    let email = users::canonical_email(&req.email);
     let ip = req.client.ip_key();
     let rec = users::record_by_email(&*app.db.get()?, &email)?;
     let device = match (&rec, &req.device) {

@@ -63,7 +63,7 @@ pub fn create(
     client: &ClientInfo,
 ) -> Result<NewSession, ApiError> {
     let sid = random_token(32);
-    let ttl = app.config.session_ttl_secs.max(60);
+    let ttl = app.config.session_ttl_secs;
     let expires = now + ttl;
     let row = sessions::NewRow {
         user_id,
@@ -76,7 +76,7 @@ pub fn create(
         user_agent: client.user_agent.clone(),
     };
     let (_, row) = sessions::create(conn, &row, now)?;
-    let exp = (now + app.config.access_ttl_secs.max(60)).min(expires);
+    let exp = (now + app.config.access_ttl_secs).min(expires);
     let access = access_jwt(app, user_id, &row.handle, now, exp)?;
     Ok(NewSession {
         user_id,

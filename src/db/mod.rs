@@ -88,10 +88,12 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
         .map_err(|e| fail(&e))?;
     ran.map_err(|e| fail(&e))?;
     match broken {
-        Ok(0) => Ok(()),
-        Ok(n) => Err(fail(&format!("{n} rows break a foreign key"))),
-        Err(e) => Err(fail(&e)),
+        Ok(0) => {}
+        Ok(n) => return Err(fail(&format!("{n} rows break a foreign key"))),
+        Err(e) => return Err(fail(&e)),
     }
+    // A data migration SQL cannot express (Unicode normalisation).
+    users::canonicalize_stored_emails(conn).map(|_| ())
 }
 
 /// Names of embedded migrations not yet applied to this database.
@@ -344,5 +346,56 @@ mod tests {
         sessions::revoke(&conn, 5).unwrap();
         let (id, _) = sessions::create(&conn, &sessions::NewRow::test(1, &[0xdd]), 30).unwrap();
         assert_eq!(id, 6, "session id 5 is not handed out again");
+    }
+
+    /// Stored emails are rewritten to their NFKC, lower-case form once; two accounts that
+    /// would collide stop the upgrade with a message naming both, changing nothing.
+    #[test]
+    fn stored_emails_are_normalised_once_and_collisions_stop_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e.db");
+        let mut conn = open(&path).unwrap();
+        embedded::migrations::runner().run(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (email, name, created_at) VALUES
+                 ('\u{ff41}nn@example.com', 'Ann', 1), ('Bob@Example.com', 'Bob', 1);",
+        )
+        .unwrap();
+        assert_eq!(users::canonicalize_stored_emails(&mut conn).unwrap(), 2);
+        assert!(users::record_by_email(&conn, "ann@example.com")
+            .unwrap()
+            .is_some());
+        assert!(users::record_by_email(&conn, "bob@example.com")
+            .unwrap()
+            .is_some());
+        // Done once: a later odd row is left to the entry points, which store canonical forms.
+        conn.execute(
+            "INSERT INTO users (email, name, created_at) VALUES ('Carl@x', 'C', 1)",
+            [],
+        )
+        .unwrap();
+        assert_eq!(users::canonicalize_stored_emails(&mut conn).unwrap(), 0);
+
+        let path = dir.path().join("clash.db");
+        let mut conn = open(&path).unwrap();
+        embedded::migrations::runner().run(&mut conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (email, name, created_at) VALUES
+                 ('alice@example.com', 'A', 1), ('\u{ff41}lice@example.com', 'B', 1);",
+        )
+        .unwrap();
+        let e = migrate(&mut conn).unwrap_err();
+        assert!(
+            e.contains("alice@example.com") && e.contains("same email"),
+            "{e}"
+        );
+        let left: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM users WHERE email LIKE '~%'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(left, 0, "nothing half-done");
     }
 }

@@ -58,9 +58,23 @@ pub fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     user_at(row, 0)
 }
 
-/// Trims and lower-cases an email, and checks its rough form.
+/// The form every email is stored and looked up in: trimmed, NFKC-normalised (so that a
+/// decomposed `Ü`, or full-width `ａｌｉｃｅ`, is the same address as its usual spelling) and
+/// lower-cased. No validation: see [`normalize_email`].
+pub fn canonical_email(raw: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    // Lower-casing can leave a string that is no longer NFKC (rarely); normalise again.
+    raw.trim()
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfkc()
+        .collect()
+}
+
+/// [`canonical_email`], and checks its rough form.
 pub fn normalize_email(raw: &str) -> Result<String, ApiError> {
-    let email = raw.trim().to_lowercase();
+    let email = canonical_email(raw);
     let ok = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
         && matches!(email.split_once('@'), Some((l, d)) if !l.is_empty() && !d.is_empty() && !d.contains('@'));
@@ -150,6 +164,61 @@ pub fn create(
     }
 }
 
+/// Rewrites stored emails into [`canonical_email`] form (once per database: `user_version`
+/// 1 marks it done). Two accounts whose addresses become equal stop it with an error naming
+/// both, and nothing is changed.
+pub fn canonicalize_stored_emails(conn: &mut Connection) -> Result<usize, String> {
+    let err = |e: rusqlite::Error| format!("cannot normalise stored emails: {e}");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(err)?;
+    if version >= 1 {
+        return Ok(0);
+    }
+    let tx = conn.transaction().map_err(err)?;
+    let rows: Vec<(i64, String)> = {
+        let mut st = tx
+            .prepare("SELECT id, email FROM users ORDER BY id")
+            .map_err(err)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)?
+    };
+    let mut seen = std::collections::HashMap::new();
+    let mut changes = Vec::new();
+    for (id, email) in &rows {
+        let canon = canonical_email(email);
+        if let Some(other) = seen.insert(canon.clone(), email.clone()) {
+            return Err(format!(
+                "two accounts have the same email once normalised ({other:?} and {email:?} are \
+                 both {canon:?}): delete or rename one with an older slugbase, then start again"
+            ));
+        }
+        if &canon != email {
+            changes.push((*id, canon));
+        }
+    }
+    // Two passes, so that no intermediate state breaks the UNIQUE constraint.
+    for (id, _) in &changes {
+        tx.execute(
+            "UPDATE users SET email = '~' || id || '~' || email WHERE id = ?1",
+            [id],
+        )
+        .map_err(err)?;
+    }
+    for (id, canon) in &changes {
+        tx.execute(
+            "UPDATE users SET email = ?1 WHERE id = ?2",
+            params![canon, id],
+        )
+        .map_err(err)?;
+    }
+    tx.execute_batch("PRAGMA user_version = 1").map_err(err)?;
+    tx.commit().map_err(err)?;
+    Ok(changes.len())
+}
+
 /// Finds a user (with private columns) by normalized email.
 pub fn record_by_email(conn: &Connection, email: &str) -> Result<Option<UserRecord>, ApiError> {
     let sql = format!("SELECT {RECORD_COLS} FROM users u WHERE u.email = ?1");
@@ -221,6 +290,17 @@ mod tests {
         for bad in ["", "ann", "@x", "ann@", "a b@x", "a@b@c"] {
             assert!(normalize_email(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn emails_fold_unicode_forms() {
+        let nfc = normalize_email("\u{dc}n\u{ef}c\u{f6}d\u{e9}@ex\u{e4}mple.com").unwrap();
+        let nfd =
+            normalize_email("U\u{308}ni\u{308}co\u{308}de\u{301}@exa\u{308}mple.com").unwrap();
+        assert_eq!(nfc, nfd);
+        assert_eq!(nfc, "\u{fc}n\u{ef}c\u{f6}d\u{e9}@ex\u{e4}mple.com");
+        let wide = normalize_email("\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}@example.com").unwrap();
+        assert_eq!(wide, "alice@example.com");
     }
 
     #[test]
