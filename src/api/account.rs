@@ -6,6 +6,7 @@ use rocket::{delete, get, post, routes, Route, State};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::docs::{ErrorBody, Ok as OkBody};
 use crate::auth::account::{self, PasswordChange};
 use crate::auth::request::ClientInfo;
 use crate::auth::{as_caller, password, session, AuthUser, Credential};
@@ -14,6 +15,12 @@ use crate::db::sessions::{self, Listed};
 use crate::error::{ApiError, ApiResult};
 use crate::state::App;
 
+/// The caller's sessions, newest first.
+#[utoipa::path(responses(
+    (status = 200, description = "The sessions", body = Vec<Listed>),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/auth/sessions")]
 async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<Listed>>> {
     let a = app.inner().clone();
@@ -29,6 +36,14 @@ async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<Listed>>
     Ok(Json(list))
 }
 
+/// Ends one of the caller's sessions.
+#[utoipa::path(params(("id" = String, Path, description = "A session's opaque id")), responses(
+    (status = 200, description = "Ended", body = OkBody),
+    (status = 404, description = "`SESSION_NOT_FOUND`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[delete("/auth/sessions/<id>")]
 async fn end_one(
     app: &State<App>,
@@ -56,6 +71,22 @@ async fn end_one(
     }
 }
 
+/// `{ok, revoked}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Revoked {
+    /// Always true.
+    ok: bool,
+    /// Sessions ended.
+    revoked: usize,
+}
+
+/// Ends every session of the caller but the current one.
+#[utoipa::path(responses(
+    (status = 200, description = "Ended", body = Revoked),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/sessions/revoke-others")]
 async fn end_others(app: &State<App>, user: AuthUser) -> ApiResult<Json<Value>> {
     let (uid, keep) = (user.user.id, user.session_id());
@@ -66,12 +97,23 @@ async fn end_others(app: &State<App>, user: AuthUser) -> ApiResult<Json<Value>> 
     Ok(Json(json!({ "ok": true, "revoked": n })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct PasswordBody {
     current_password: String,
     new_password: String,
 }
 
+/// Changes the caller's password; every other session and pending sign-in ends.
+#[utoipa::path(request_body = PasswordBody, responses(
+    (status = 200, description = "Changed", body = OkBody),
+    (status = 400, description = "`VALIDATION_ERROR`, `WEAK_PASSWORD`, `PASSWORD_NOT_SET`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/password", data = "<body>")]
 async fn change_password(
     app: &State<App>,

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit;
+use super::docs::{ErrorBody, Ok as OkBody};
 use crate::auth::login::{self as signin, LoginOutcome, LoginRequest, Setup, PENDING_TTL};
 use crate::auth::request::ClientInfo;
 use crate::auth::{
@@ -19,12 +20,31 @@ use crate::error::{ApiError, ApiResult};
 use crate::mfa::service;
 use crate::state::App;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginBody {
     email: String,
     password: String,
 }
 
+/// `{"mfa_required": true}`: the password was right; the code step follows.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct MfaRequired {
+    /// Always true.
+    mfa_required: bool,
+}
+
+/// Password sign-in. Sets `slugbase.sid`, `token` and `slugbase.device`, or, when MFA is on,
+/// `slugbase.mfa_pending` for `POST /api/auth/mfa/verify`.
+#[utoipa::path(security(()), request_body = LoginBody, responses(
+    (status = 200, description = "Signed in (the user), or the code step follows", body = inline(LoginAnswer)),
+    (status = 400, description = "`VALIDATION_ERROR`", body = ErrorBody),
+    (status = 401, description = "`INVALID_CREDENTIALS`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED`", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/login", data = "<body>")]
 async fn login(
     app: &State<App>,
@@ -54,11 +74,33 @@ async fn login(
     }
 }
 
-#[derive(Deserialize)]
+/// What a sign-in answers.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+enum LoginAnswer {
+    /// Signed in.
+    User(User),
+    /// The code step follows.
+    Mfa(MfaRequired),
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CodeBody {
     code: String,
 }
 
+/// The second sign-in step: a TOTP or backup code for the `slugbase.mfa_pending` cookie.
+#[utoipa::path(security(("pending" = [])), request_body = CodeBody, responses(
+    (status = 200, description = "Signed in", body = User),
+    (status = 400, description = "`VALIDATION_ERROR`", body = ErrorBody),
+    (status = 401, description = "`MFA_PENDING_INVALID`, `INVALID_CODE`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED`", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/mfa/verify", data = "<body>")]
 async fn verify(
     app: &State<App>,
@@ -107,6 +149,13 @@ async fn verify(
     }
 }
 
+/// Ends the caller's session and clears the cookies.
+#[utoipa::path(responses(
+    (status = 200, description = "Signed out", body = OkBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/logout")]
 async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiResult<Json<Value>> {
     if let Some(sid) = user.session_id() {
@@ -116,6 +165,12 @@ async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiRes
     Ok(Json(json!({ "ok": true })))
 }
 
+/// The caller's account.
+#[utoipa::path(responses(
+    (status = 200, description = "The account", body = User),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/auth/me")]
 fn me(user: AuthUser) -> Json<User> {
     Json(user.user)
@@ -123,6 +178,10 @@ fn me(user: AuthUser) -> Json<User> {
 
 /// Whether first-run setup is open: it follows the database, so an account created with the
 /// CLI while the server runs closes it too.
+#[utoipa::path(security(()), responses(
+    (status = 200, description = "`{open}`: whether first-run setup is open", body = inline(SetupOpen)),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/auth/setup")]
 async fn setup_status(app: &State<App>) -> ApiResult<Json<Value>> {
     let has_token = app.setup_token.lock().map(|t| t.is_some()).unwrap_or(false);
@@ -135,7 +194,14 @@ async fn setup_status(app: &State<App>) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "open": open })))
 }
 
-#[derive(Deserialize)]
+/// `{open}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct SetupOpen {
+    /// Whether first-run setup is open.
+    open: bool,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SetupBody {
     token: Option<String>,
     email: String,
@@ -143,6 +209,16 @@ struct SetupBody {
     password: String,
 }
 
+/// First-run setup: the first (admin) account, with the one-time token from the log.
+#[utoipa::path(security(()), request_body = SetupBody, responses(
+    (status = 201, description = "The account, signed in", body = User),
+    (status = 400, description = "`VALIDATION_ERROR`, `WEAK_PASSWORD`", body = ErrorBody),
+    (status = 403, description = "`SETUP_TOKEN_INVALID`, `SETUP_CLOSED`, `CSRF_REJECTED`", body = ErrorBody),
+    (status = 409, description = "`EMAIL_TAKEN`", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/setup", data = "<body>")]
 async fn setup(
     app: &State<App>,

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit;
+use super::docs::{BackupCodes, ErrorBody, Ok as OkBody};
 use crate::auth::request::ClientInfo;
 use crate::auth::{as_caller, password, AuthUser, Credential};
 use crate::body::JsonBody;
@@ -18,6 +19,19 @@ use crate::mfa::begin_limit::BeginSlot;
 use crate::mfa::service::{self, Begin, MfaStatus};
 use crate::state::App;
 
+/// Start MFA enrollment
+///
+/// Generates a TOTP secret, persists it encrypted with mfa_enabled still false, and returns
+/// otpauth_url plus Base32 secret for manual entry. The SPA should render a QR code from
+/// otpauth_url locally. 409 if MFA is already fully enabled.
+#[utoipa::path(responses(
+    (status = 200, description = "The pending key", body = Begin),
+    (status = 409, description = "`MFA_ALREADY_ENABLED`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED` (per user and per client address)", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/mfa/enroll/begin")]
 async fn begin(
     app: &State<App>,
@@ -33,11 +47,26 @@ async fn begin(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CodeBody {
     code: String,
 }
 
+/// Confirm MFA enrollment
+///
+/// Verifies a 6-digit TOTP code against the pending secret, enables MFA, and returns one-time
+/// backup codes. The account's other sessions end.
+#[utoipa::path(request_body = CodeBody, responses(
+    (status = 200, description = "MFA is on", body = BackupCodes),
+    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NO_PENDING`, `INVALID_CODE`", body = ErrorBody),
+    (status = 409, description = "`MFA_ALREADY_ENABLED`", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/mfa/enroll/confirm", data = "<body>")]
 async fn confirm(
     app: &State<App>,
@@ -59,6 +88,17 @@ async fn confirm(
     Ok(Json(json!({ "backup_codes": codes })))
 }
 
+/// Cancel MFA enrollment
+///
+/// Clears a pending (not yet confirmed) TOTP secret. Idempotent 200 if there is nothing to
+/// clear. 409 if MFA is already fully enabled.
+#[utoipa::path(responses(
+    (status = 200, description = "Nothing is pending now", body = OkBody),
+    (status = 409, description = "`MFA_ALREADY_ENABLED`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/mfa/enroll/cancel")]
 async fn cancel(app: &State<App>, cred: Credential, client: ClientInfo) -> ApiResult<Json<Value>> {
     let (a, au) = (app.inner().clone(), audit(&client));
@@ -72,7 +112,7 @@ async fn cancel(app: &State<App>, cred: Credential, client: ClientInfo) -> ApiRe
     Ok(Json(json!({ "ok": true })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct StepUpBody {
     code: String,
     password: Option<String>,
@@ -105,6 +145,20 @@ async fn step_up(
     Ok(step)
 }
 
+/// Disable MFA
+///
+/// Requires a valid TOTP or unused backup code. Local (password) users must also send
+/// password. OIDC-only users omit password. The account's other sessions end.
+#[utoipa::path(request_body = StepUpBody, responses(
+    (status = 200, description = "MFA is off", body = OkBody),
+    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NOT_ENABLED`, `PASSWORD_REQUIRED`, `INVALID_CODE`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/mfa/disable", data = "<body>")]
 async fn disable(
     app: &State<App>,
@@ -120,6 +174,18 @@ async fn disable(
     Ok(Json(json!({ "ok": true })))
 }
 
+/// Replaces the backup codes; the old ones stop working. Needs a code (and the password for
+/// accounts that have one), as disable does.
+#[utoipa::path(request_body = StepUpBody, responses(
+    (status = 200, description = "New codes", body = BackupCodes),
+    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NOT_ENABLED`, `PASSWORD_REQUIRED`, `INVALID_CODE`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/auth/mfa/backup/regenerate", data = "<body>")]
 async fn regenerate(
     app: &State<App>,
@@ -136,6 +202,12 @@ async fn regenerate(
     Ok(Json(json!({ "backup_codes": codes })))
 }
 
+/// The caller's MFA state.
+#[utoipa::path(responses(
+    (status = 200, description = "The state", body = MfaStatus),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/auth/mfa/status")]
 async fn status(app: &State<App>, cred: Credential) -> ApiResult<Json<MfaStatus>> {
     let status = as_caller(app, cred, |c, me| service::status(c, &me.user)).await?;
@@ -158,6 +230,17 @@ impl<'r> Responder<'r, 'static> for EventPage {
     }
 }
 
+/// The caller's security events, newest first, a page at a time; a full page carries a
+/// `Link` header to the next one.
+#[utoipa::path(params(
+    ("before" = Option<String>, Query, description = "An event's `id`: only older events"),
+    ("limit" = Option<String>, Query, description = "Page size, 1 to 100 (default 50)"),
+), responses(
+    (status = 200, description = "A page of events", body = Vec<repo::Event>),
+    (status = 400, description = "`VALIDATION_ERROR` (`before`, `limit`)", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/auth/mfa/events?<before>&<limit>")]
 async fn events(
     app: &State<App>,
@@ -199,6 +282,12 @@ async fn events(
 }
 
 /// The pending enrollment's key again, for a page reloaded mid-enrollment.
+#[utoipa::path(responses(
+    (status = 200, description = "The pending key, as begin returned it", body = Begin),
+    (status = 404, description = "`MFA_NO_PENDING`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/auth/mfa/enroll/pending")]
 async fn pending(app: &State<App>, cred: Credential) -> ApiResult<Json<Begin>> {
     let a = app.inner().clone();
@@ -208,6 +297,12 @@ async fn pending(app: &State<App>, cred: Credential) -> ApiResult<Json<Begin>> {
 
 /// The QR code of the caller's pending secret, drawn here (on the blocking pool) so that the
 /// secret never reaches a third party. Nothing else is ever rendered.
+#[utoipa::path(responses(
+    (status = 200, description = "An SVG QR code of the pending key", content_type = "image/svg+xml", body = String),
+    (status = 404, description = "`MFA_NO_PENDING`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/auth/mfa/enroll/qr")]
 async fn qr(app: &State<App>, cred: Credential) -> ApiResult<(ContentType, String)> {
     let a = app.inner().clone();

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit;
+use super::docs::{ErrorBody, Ok as OkBody};
 use crate::auth::request::ClientInfo;
 use crate::auth::session::random_token;
 use crate::auth::{api_token_hash, password, AuthUser, Credential, Via, API_TOKEN_PREFIX};
@@ -17,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::mfa::service;
 use crate::state::App;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct NewToken {
     name: String,
     expires_in_days: Option<i64>,
@@ -113,6 +114,34 @@ async fn reauthenticate(
     }
 }
 
+/// A new token, shown once.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Created {
+    /// `sb_…`: shown this once.
+    token: String,
+    /// Its id.
+    id: i64,
+    /// Its name.
+    name: String,
+    /// RFC 3339.
+    created_at: String,
+    /// RFC 3339, or null for no expiry.
+    expires_at: Option<String>,
+}
+
+/// Creates a personal API token. Needs a recent sign-in, or `password` (and `code` when MFA
+/// is on) in the body.
+#[utoipa::path(request_body = NewToken, responses(
+    (status = 201, description = "The token, shown once", body = Created),
+    (status = 400, description = "`VALIDATION_ERROR`, `INVALID_CODE`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
+    (status = 403, description = "`REAUTH_REQUIRED`, `CSRF_REJECTED`", body = ErrorBody),
+    (status = 409, description = "`TOKEN_LIMIT`", body = ErrorBody),
+    (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
+    (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
+    (status = 429, description = "`RATE_LIMITED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[post("/tokens", data = "<body>")]
 async fn create(
     app: &State<App>,
@@ -160,6 +189,12 @@ async fn create(
     Ok((Status::Created, Json(body)))
 }
 
+/// The caller's tokens (never their values).
+#[utoipa::path(responses(
+    (status = 200, description = "The tokens", body = Vec<TokenInfo>),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[get("/tokens")]
 async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<TokenInfo>>> {
     let a = app.inner().clone();
@@ -176,6 +211,14 @@ async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<TokenInf
     Ok(Json(list))
 }
 
+/// Revokes one of the caller's tokens.
+#[utoipa::path(params(("id" = String, Path, description = "The token's id")), responses(
+    (status = 200, description = "Revoked", body = OkBody),
+    (status = 404, description = "`TOKEN_NOT_FOUND`", body = ErrorBody),
+    (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
+    (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
+    (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
+))]
 #[delete("/tokens/<id>")]
 async fn revoke(app: &State<App>, user: AuthUser, id: &str) -> ApiResult<Json<Value>> {
     let not_found = || ApiError::new(Status::NotFound, "TOKEN_NOT_FOUND", "No such token");

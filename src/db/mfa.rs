@@ -242,7 +242,7 @@ pub fn purge_events(conn: &Connection, before: i64) -> Result<usize, ApiError> {
 }
 
 /// One audit event as the API lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Event {
     /// Cursor: pass it as `before` for the events older than this one.
     pub id: String,

@@ -137,7 +137,7 @@ pub fn by_handle(
 }
 
 /// One session as its owner sees it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Listed {
     /// Opaque id (neither the row id nor the handle).
     pub id: String,
@@ -155,6 +155,7 @@ pub struct Listed {
     pub mfa: bool,
     /// Row id, to mark the current one and merge unwritten activity.
     #[serde(skip)]
+    #[schema(ignore)]
     pub row: i64,
 }
 

@@ -8,7 +8,7 @@ use crate::clock::rfc3339;
 use crate::error::ApiError;
 
 /// A token as listed: never the token or its hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     /// Row id.
     pub id: i64,

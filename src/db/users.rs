@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::error::ApiError;
 
 /// An account as the API shows it (no hashes, no secrets).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct User {
     /// Row id.
     pub id: i64,
@@ -22,9 +22,11 @@ pub struct User {
     pub mfa_enabled: bool,
     /// When TOTP was turned on, Unix seconds.
     #[serde(skip)]
+    #[schema(ignore)]
     pub mfa_enrolled_at: Option<i64>,
     /// Whether a sealed TOTP secret is stored (pending while `mfa_enabled` is false).
     #[serde(skip)]
+    #[schema(ignore)]
     pub mfa_has_secret: bool,
 }
 

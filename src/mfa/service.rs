@@ -37,7 +37,7 @@ pub fn event(conn: &Connection, user_id: i64, name: &str, now: i64, a: &Audit) -
 }
 
 /// The begin response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Begin {
     /// URI for QR codes and authenticator import.
     pub otpauth_url: String,
@@ -46,7 +46,7 @@ pub struct Begin {
 }
 
 /// The status response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MfaStatus {
     /// MFA fully on.
     pub enabled: bool,
