@@ -194,31 +194,42 @@ fn fallback(status: Status) -> ApiError {
     ApiError::new(status, code, message)
 }
 
-/// Whether a route path (`/api/tokens/<id>`, `/assets/<file..>`) matches a request path,
-/// segment by segment; empty segments (doubled or trailing slashes) are ignored, as Rocket
-/// does.
-fn path_matches(route: &str, path: &str) -> bool {
+/// How well a route path (`/api/tokens/<id>`, `/assets/<file..>`) matches a request path,
+/// segment by segment: None when it does not, else the number of literal segments (Rocket
+/// prefers the most literal route). Empty segments (doubled or trailing slashes) are ignored,
+/// as Rocket does.
+fn path_match(route: &str, path: &str) -> Option<usize> {
     let mut want = route.split('/').filter(|s| !s.is_empty());
     let mut have = path.split('/').filter(|s| !s.is_empty());
+    let mut literal = 0;
     loop {
         match (want.next(), have.next()) {
-            (None, None) => return true,
-            (Some(w), _) if w.starts_with('<') && w.ends_with("..>") => return true,
+            (None, None) => return Some(literal),
+            (Some(w), _) if w.starts_with('<') && w.ends_with("..>") => return Some(literal),
             (Some(w), Some(_)) if w.starts_with('<') && w.ends_with('>') => {}
-            (Some(w), Some(h)) if w == h => {}
-            _ => return false,
+            (Some(w), Some(h)) if w == h => literal += 1,
+            _ => return None,
         }
     }
 }
 
-/// The methods routed for this request's path, for a 405's `Allow` (empty: unknown path).
+/// The methods of the most literal routes for this request's path, for a 405's `Allow`
+/// (empty: unknown path). `/api/auth/sessions/revoke-others` lists POST, not also the DELETE
+/// of `/api/auth/sessions/<id>`, as the OpenAPI document does.
 fn allowed_methods(req: &Request<'_>) -> Vec<String> {
     let path = req.uri().path();
-    let mut methods: Vec<String> = req
+    let matches: Vec<(usize, String)> = req
         .rocket()
         .routes()
-        .filter(|r| path_matches(r.uri.path(), path.as_str()))
-        .map(|r| r.method.as_str().to_string())
+        .filter_map(|r| {
+            path_match(r.uri.path(), path.as_str()).map(|n| (n, r.method.as_str().to_string()))
+        })
+        .collect();
+    let best = matches.iter().map(|m| m.0).max();
+    let mut methods: Vec<String> = matches
+        .into_iter()
+        .filter(|m| Some(m.0) == best)
+        .map(|m| m.1)
         .collect();
     if methods.iter().any(|m| m == "GET") {
         // Rocket answers HEAD for every GET route.
@@ -239,9 +250,13 @@ fn catch_all(status: Status, req: &Request<'_>) -> ApiError {
         .and_then(|mut s| s.take());
     match stashed {
         Some(e) => e,
-        None if status == Status::NotFound && req.route().is_none() => {
+        // Rocket hands a request whose method it does not know (QUERY, PROPFIND, …) to the
+        // catchers as a 400 GET without a route; a 400 from a route or guard is stashed.
+        None if matches!(status.code, 400 | 404) && req.route().is_none() => {
+            let unknown_method = status.code == 400;
             let methods = allowed_methods(req);
-            if methods.is_empty() || methods.iter().any(|m| m == req.method().as_str()) {
+            let routed = !unknown_method && methods.iter().any(|m| m == req.method().as_str());
+            if methods.is_empty() || routed {
                 fallback(status)
             } else {
                 let mut e = fallback(Status::MethodNotAllowed);
@@ -276,13 +291,13 @@ mod tests {
 
     #[test]
     fn route_paths_match_by_segment() {
-        assert!(path_matches("/api/health", "/api/health"));
-        assert!(path_matches("/api/health", "//api//health/"));
-        assert!(path_matches("/api/tokens/<id>", "/api/tokens/7"));
-        assert!(!path_matches("/api/tokens/<id>", "/api/tokens"));
-        assert!(!path_matches("/api/tokens/<id>", "/api/tokens/7/x"));
-        assert!(path_matches("/assets/<file..>", "/assets/a/b.css"));
-        assert!(!path_matches("/api/health", "/api/healthz"));
+        assert_eq!(path_match("/api/health", "/api/health"), Some(2));
+        assert_eq!(path_match("/api/health", "//api//health/"), Some(2));
+        assert_eq!(path_match("/api/tokens/<id>", "/api/tokens/7"), Some(2));
+        assert_eq!(path_match("/api/tokens/<id>", "/api/tokens"), None);
+        assert_eq!(path_match("/api/tokens/<id>", "/api/tokens/7/x"), None);
+        assert_eq!(path_match("/assets/<file..>", "/assets/a/b.css"), Some(1));
+        assert_eq!(path_match("/api/health", "/api/healthz"), None);
     }
 
     #[test]

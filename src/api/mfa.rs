@@ -1,6 +1,7 @@
 //! The MFA endpoints of the API pages (begin, confirm, cancel, disable) and the ones a real
 //! MFA system needs around them (regenerate, status, events, the pending key and its QR code).
 
+use rocket::form;
 use rocket::http::{ContentType, Header};
 use rocket::response::Responder;
 use rocket::serde::json::Json;
@@ -233,8 +234,8 @@ impl<'r> Responder<'r, 'static> for EventPage {
 /// The caller's security events, newest first, a page at a time; a full page carries a
 /// `Link` header to the next one.
 #[utoipa::path(params(
-    ("before" = Option<String>, Query, description = "An event's `id`: only older events"),
-    ("limit" = Option<String>, Query, description = "Page size, 1 to 100 (default 50)"),
+    ("before" = Option<String>, Query, pattern = "^[1-9][0-9]{0,17}$", description = "An event's `id`: only older events"),
+    ("limit" = Option<u8>, Query, minimum = 1, maximum = 100, description = "Page size, 1 to 100 (default 50)"),
 ), responses(
     (status = 200, description = "A page of events", body = Vec<repo::Event>),
     (status = 400, description = "`VALIDATION_ERROR` (`before`, `limit`)", body = ErrorBody),
@@ -245,9 +246,11 @@ impl<'r> Responder<'r, 'static> for EventPage {
 async fn events(
     app: &State<App>,
     cred: Credential,
-    before: Option<&str>,
-    limit: Option<&str>,
+    before: form::Result<'_, &str>,
+    limit: form::Result<'_, &str>,
 ) -> ApiResult<EventPage> {
+    let before = optional(before, "before")?;
+    let limit = optional(limit, "limit")?;
     let before = match before {
         None => None,
         Some(b) => Some(b.parse::<i64>().ok().filter(|b| *b > 0).ok_or_else(|| {
@@ -279,6 +282,21 @@ async fn events(
         body: Json(page),
         link,
     })
+}
+
+/// A query parameter that may be absent; given twice or unreadable it is an error (Rocket's
+/// `Option` would quietly make it absent).
+fn optional<'a>(value: form::Result<'_, &'a str>, name: &str) -> ApiResult<Option<&'a str>> {
+    match value {
+        Ok(v) => Ok(Some(v)),
+        Err(e)
+            if e.iter()
+                .all(|e| matches!(e.kind, form::error::ErrorKind::Missing)) =>
+        {
+            Ok(None)
+        }
+        Err(_) => Err(ApiError::validation(name, format!("Give `{name}` once"))),
+    }
 }
 
 /// The pending enrollment's key again, for a page reloaded mid-enrollment.
