@@ -34,14 +34,15 @@ impl Fairing for RequestLog {
             .0
             .load(Ordering::Relaxed);
         let ip = client_info(req).ip_key();
-        tracing::info!(
-            target: "slugbase::request",
-            method = %req.method(),
-            path = %req.uri().path(),
-            status = res.status().code,
-            latency_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0),
-            user = (user != 0).then_some(user),
-            ip = %ip,
-        );
+        let (method, path, status) = (req.method(), req.uri().path(), res.status().code);
+        let latency_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
+        let user = (user != 0).then_some(user);
+        // A missing asset (a stale cached page, a browser's favicon guess) is noise at
+        // homelab scale; every other request, unmatched ones included, is logged at INFO.
+        if status == 404 && path.as_str().starts_with("/assets/") {
+            tracing::debug!(target: "slugbase::request", %method, %path, status, latency_ms, user, ip = %ip);
+        } else {
+            tracing::info!(target: "slugbase::request", %method, %path, status, latency_ms, user, ip = %ip);
+        }
     }
 }
