@@ -67,6 +67,12 @@ pub struct Config {
     pub log_filter: String,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// Forward-auth: the policy when no access rule matches (`deny`, `bypass`, `one_factor`
+    /// or `two_factor`).
+    pub default_policy: String,
+    /// Forward-auth: the access rules, checked in order; the first match decides (see
+    /// docs/forward-auth.md).
+    pub access_rules: Vec<crate::authz::AccessRule>,
 }
 
 impl Default for Config {
@@ -100,6 +106,8 @@ impl Default for Config {
             log_filter: "info,rocket=error,refinery_core=warn,hyper=warn,slugbase::api=error"
                 .into(),
             log_format: "text".into(),
+            default_policy: "deny".into(),
+            access_rules: Vec::new(),
         }
     }
 }
@@ -160,6 +168,7 @@ impl Config {
                 return Err(format!("invalid configuration: {name} must be at least 1"));
             }
         }
+        crate::authz::check(&c)?;
         Ok(c)
     }
 

@@ -7,13 +7,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::audit;
+use crate::auth::as_caller;
 use crate::auth::login::{self as signin, LoginOutcome, LoginRequest, Setup, PENDING_TTL};
 use crate::auth::request::ClientInfo;
+use crate::auth::return_to::safe_return;
 use crate::auth::{
     jwt, password, session, AuthUser, Credential, SameSite, DEVICE_COOKIE, PENDING_COOKIE,
 };
 use crate::body::JsonBody;
-use crate::db::{sessions, users::User};
+use crate::db::{groups as db_groups, sessions, users::User};
 use crate::error::{ApiError, ApiResult};
 use crate::mfa::service;
 use crate::state::App;
@@ -22,6 +24,19 @@ use crate::state::App;
 struct LoginBody {
     email: String,
     password: String,
+    /// Where the page wants to go after signing in (forward-auth); answered as
+    /// `redirect_to` when it may.
+    #[serde(default)]
+    rd: Option<String>,
+}
+
+/// `user` as JSON, with `redirect_to` when `rd` may be followed (see `auth::return_to`).
+fn with_redirect(app: &App, user: &User, rd: Option<&str>) -> Value {
+    let mut v = json!(user);
+    if let Some(to) = rd.and_then(|rd| safe_return(&app.config, rd)) {
+        v["redirect_to"] = json!(to);
+    }
+    v
 }
 
 #[post("/auth/login", data = "<body>")]
@@ -33,6 +48,7 @@ async fn login(
     jar: &CookieJar<'_>,
     body: JsonBody<LoginBody>,
 ) -> ApiResult<Json<Value>> {
+    let rd = body.0.rd;
     let req = LoginRequest {
         email: body.0.email,
         password: body.0.password,
@@ -44,7 +60,7 @@ async fn login(
     match password::with_argon2_slot(move || signin::login(&a, req)).await? {
         LoginOutcome::Session(user, s) => {
             session::set_cookies(app, jar, s);
-            Ok(Json(json!(user)))
+            Ok(Json(with_redirect(app, &user, rd.as_deref())))
         }
         LoginOutcome::MfaRequired(token) => {
             session::set_pending_cookie(app, jar, token, PENDING_TTL);
@@ -56,6 +72,8 @@ async fn login(
 #[derive(Deserialize)]
 struct CodeBody {
     code: String,
+    #[serde(default)]
+    rd: Option<String>,
 }
 
 #[post("/auth/mfa/verify", data = "<body>")]
@@ -65,7 +83,7 @@ async fn verify(
     client: ClientInfo,
     jar: &CookieJar<'_>,
     body: JsonBody<CodeBody>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<Value>> {
     let invalid = || {
         ApiError::new(
             Status::Unauthorized,
@@ -83,6 +101,7 @@ async fn verify(
         (Some(j), Ok(s)) => (j, s),
         _ => return Err(invalid()),
     };
+    let rd = body.0.rd;
     let (a, code, au) = (app.inner().clone(), body.0.code, audit(&client));
     let res = app
         .db
@@ -95,7 +114,7 @@ async fn verify(
     match res {
         Ok((user, s)) => {
             session::set_cookies(app, jar, s);
-            Ok(Json(user))
+            Ok(Json(with_redirect(app, &user, rd.as_deref())))
         }
         Err(e) => {
             if e.code == "MFA_PENDING_INVALID" {
@@ -115,9 +134,16 @@ async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiRes
     Ok(Json(json!({ "ok": true })))
 }
 
+/// The caller, with `groups` (the built-in `admins` included for an admin), in one hop.
 #[get("/auth/me")]
-fn me(user: AuthUser) -> Json<User> {
-    Json(user.user)
+async fn me(app: &State<App>, cred: Credential) -> ApiResult<Json<Value>> {
+    as_caller(app, cred, |c, me| {
+        let groups = db_groups::effective(c, me.user.id, me.user.is_admin)?;
+        let mut v = json!(me.user);
+        v["groups"] = json!(groups);
+        Ok(Json(v))
+    })
+    .await
 }
 
 #[get("/auth/setup")]

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod authz;
 pub mod health;
 pub mod mfa;
 pub mod tokens;
@@ -18,6 +19,7 @@ pub fn routes() -> Vec<Route> {
     r.extend(account::routes());
     r.extend(mfa::routes());
     r.extend(tokens::routes());
+    r.extend(authz::routes());
     r
 }
 
