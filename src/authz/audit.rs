@@ -9,10 +9,13 @@ pub const WINDOW_SECS: i64 = 60;
 /// Keys kept before old ones are dropped.
 const MAX_KEYS: usize = 10_000;
 
+/// (user id, rule index or None for the default policy, host).
+type Key = (i64, Option<usize>, String);
+
 /// In-memory record of the last audited refusal per (user, rule, host).
 #[derive(Debug, Default)]
 pub struct DenyAudit {
-    last: Mutex<HashMap<(i64, Option<usize>, String), i64>>,
+    last: Mutex<HashMap<Key, i64>>,
 }
 
 impl DenyAudit {
