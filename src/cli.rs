@@ -75,6 +75,18 @@ enum UserCmd {
         #[arg(long)]
         email: String,
     },
+    /// Add or remove groups (for forward-auth access rules); prints the groups after. The
+    /// built-in `admins` group is the admin flag: adding or removing it sets or clears the flag.
+    Groups {
+        #[arg(long)]
+        email: String,
+        /// A group to join (repeatable).
+        #[arg(long)]
+        add: Vec<String>,
+        /// A group to leave (repeatable).
+        #[arg(long)]
+        remove: Vec<String>,
+    },
     /// Clear MFA for a user who lost their device; ends every session, pending sign-in and API
     /// token of the account.
     ResetMfa {
@@ -272,6 +284,7 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
             println!("{}", u.id);
         }
         UserCmd::List => {
+            let groups = crate::db::groups::all(&conn).map_err(err)?;
             for u in users::list(&conn).map_err(err)? {
                 let flags = [
                     (u.is_admin, "admin"),
@@ -279,7 +292,19 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
                     (!u.has_password, "oidc-only"),
                 ];
                 let flags: Vec<&str> = flags.iter().filter(|f| f.0).map(|f| f.1).collect();
-                println!("{}\t{}\t{}\t{}", u.id, u.email, u.name, flags.join(","));
+                let mut g = groups.get(&u.id).cloned().unwrap_or_default();
+                if u.is_admin {
+                    g.push(crate::authz::ADMINS.into());
+                    g.sort();
+                }
+                println!(
+                    "{}\t{}\t{}\t{}\tgroups={}",
+                    u.id,
+                    u.email,
+                    u.name,
+                    flags.join(","),
+                    g.join(",")
+                );
             }
         }
         UserCmd::SetPassword { email } => {
@@ -302,6 +327,11 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
             users::delete(&conn, u.id).map_err(err)?;
             eprintln!("deleted {}", u.email);
         }
+        UserCmd::Groups { email, add, remove } => {
+            let u = find(&conn, &email)?;
+            let groups = change_groups(&mut conn, &u, &add, &remove)?;
+            println!("{}", groups.join(","));
+        }
         UserCmd::ResetMfa { email } => {
             let u = find(&conn, &email)?;
             let ended = mfa::service::admin_reset(app, &mut conn, u.id).map_err(err)?;
@@ -309,4 +339,50 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Applies `user groups`: every name checked first, then all changes in one transaction.
+/// Returns the groups after, `admins` included for an admin.
+fn change_groups(
+    conn: &mut rusqlite::Connection,
+    u: &users::User,
+    add: &[String],
+    remove: &[String],
+) -> Result<Vec<String>, String> {
+    use crate::authz::{rules::group_name_ok, ADMINS};
+    use crate::db::groups;
+    let norm = |g: &String| {
+        let g = g.trim().to_ascii_lowercase();
+        if group_name_ok(&g) {
+            Ok(g)
+        } else {
+            Err(format!(
+                "malformed group name {g:?} (1-64 of a-z 0-9 _ - .)"
+            ))
+        }
+    };
+    let add = add.iter().map(norm).collect::<Result<Vec<_>, _>>()?;
+    let remove = remove.iter().map(norm).collect::<Result<Vec<_>, _>>()?;
+    if let Some(g) = add.iter().find(|g| remove.contains(g)) {
+        return Err(format!("group {g:?} is both added and removed"));
+    }
+    crate::db::in_tx(conn, |tx| {
+        for g in &add {
+            if g == ADMINS {
+                groups::set_admin(tx, u.id, true)?;
+            } else {
+                groups::add(tx, u.id, g)?;
+            }
+        }
+        for g in &remove {
+            if g == ADMINS {
+                groups::set_admin(tx, u.id, false)?;
+            } else {
+                groups::remove(tx, u.id, g)?;
+            }
+        }
+        let admin = users::record_by_id(tx, u.id)?.is_some_and(|r| r.user.is_admin);
+        groups::effective(tx, u.id, admin)
+    })
+    .map_err(|e| e.message)
 }

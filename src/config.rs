@@ -67,6 +67,12 @@ pub struct Config {
     pub log_filter: String,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// Forward-auth: the policy when no access rule matches (`deny`, `bypass`, `one_factor`
+    /// or `two_factor`).
+    pub default_policy: String,
+    /// Forward-auth: the access rules, checked in order; the first match decides (see
+    /// docs/forward-auth.md).
+    pub access_rules: Vec<crate::authz::AccessRule>,
 }
 
 impl Default for Config {
@@ -103,6 +109,8 @@ impl Default for Config {
                          slugbase::api=error"
                 .into(),
             log_format: "text".into(),
+            default_policy: "deny".into(),
+            access_rules: Vec::new(),
         }
     }
 }
@@ -166,6 +174,7 @@ impl Config {
                 ));
             }
         }
+        crate::authz::check(&c)?;
         Ok(c)
     }
 

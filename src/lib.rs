@@ -5,6 +5,7 @@
 pub mod alloc;
 pub mod api;
 pub mod auth;
+pub mod authz;
 pub mod body;
 pub mod cli;
 pub mod clock;
@@ -101,6 +102,7 @@ pub fn rocket_with_clock(figment: Figment, clock: Arc<dyn Clock>) -> Result<Rock
 pub fn rocket_for(figment: Figment, app: App) -> Rocket<Build> {
     let purge = app.clone();
     rocket::custom(figment)
+        .manage(authz::Gate::new(&app.config))
         .manage(app)
         .mount("/api", api::routes())
         .mount("/", web::routes())

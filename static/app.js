@@ -25,6 +25,31 @@
     tokenCodeMode: 'totp',
   };
 
+  // Forward-auth: where the person was going (`rd`), and whether an application sent them to
+  // set up two-step verification first (`enroll=1`). Read once: route() rewrites the address.
+  const startParams = new URLSearchParams(location.search);
+  state.rd = startParams.get('rd') || '';
+  state.enrollFor = startParams.get('enroll') === '1';
+
+  /** Leaves for `to` (a URL the server approved); true when leaving. */
+  function leaveFor(to) {
+    if (!to) return false;
+    state.rd = '';
+    location.assign(to);
+    return true;
+  }
+
+  /** Asks the server whether `rd` may be followed, then follows it. */
+  async function leaveForRd() {
+    if (!state.rd) return false;
+    try {
+      const r = await api('GET', `/api/authz/return-to?rd=${encodeURIComponent(state.rd)}`);
+      return leaveFor(r && r.redirect_to);
+    } catch (_) {
+      return false;
+    }
+  }
+
   // ---------------------------------------------------------------- API
 
   class ApiError extends Error {
@@ -288,9 +313,16 @@
     } catch (err) {
       if (err.status !== 401) error = errorText(err);
     }
-    if (user) {
+    if (user && state.rd && !state.enrollFor && location.pathname === '/login') {
+      // An application sent a signed-in person here: it needs a new sign-in (with the
+      // second step).
+      setPath('/login', true);
+      openLogin({ notice: 'Sign in again to continue to the application.' });
+    } else if (user && state.enrollFor && user.mfa_enabled && (await leaveForRd())) {
+      // Already set up: straight back.
+    } else if (user) {
       setPath('/account', true);
-      await openAccount(user);
+      await openAccount(user, state.enrollFor ? { notice: 'The application you opened asks for two-step verification. Set it up below; you will then be sent back.' } : undefined);
     } else {
       setPath('/login', true);
       openLogin({ error });
@@ -389,10 +421,14 @@
     const button = $('login-submit');
     busy(button, true);
     try {
-      const res = await api('POST', '/api/auth/login', { email, password });
+      const body = { email, password };
+      if (state.rd && !state.enrollFor) body.rd = state.rd;
+      const res = await api('POST', '/api/auth/login', body);
       $('login-password').value = '';
       if (res && res.mfa_required) {
         openMfa();
+      } else if (leaveFor(res && res.redirect_to)) {
+        // Back to the application.
       } else {
         setPath('/account');
         await openAccount(res);
@@ -486,8 +522,11 @@
     const button = $('mfa-submit');
     busy(button, true);
     try {
-      const user = await api('POST', '/api/auth/mfa/verify', { code });
+      const body = { code };
+      if (state.rd && !state.enrollFor) body.rd = state.rd;
+      const user = await api('POST', '/api/auth/mfa/verify', body);
       input.value = '';
+      if (leaveFor(user && user.redirect_to)) return;
       setPath('/account');
       await openAccount(user, { afterBackup: mode === 'backup' });
     } catch (err) {
@@ -889,6 +928,7 @@
     const context = state.codesContext;
     state.panel = null;
     clearCodes();
+    if (context === 'enroll' && state.enrollFor && (await leaveForRd())) return;
     setAlert(
       'account-notice',
       context === 'enroll'

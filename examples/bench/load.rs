@@ -345,6 +345,39 @@ impl Workload for Status {
     }
 }
 
+/// `GET /api/authz/forward-auth` as Traefik or Caddy ask it, with a random seeded user's
+/// `slugbase.sid` cookie, for a one_factor rule (see `server::FORWARD_AUTH_RULES`).
+pub struct ForwardAuth {
+    pub users: Arc<Vec<User>>,
+}
+
+/// The row name of [`ForwardAuth`].
+pub const FORWARD_AUTH: &str = "forward-auth, slugbase.sid cookie";
+
+impl Workload for ForwardAuth {
+    async fn op(&self, c: &mut Conn, _: usize, _: u64, rng: &mut u64) -> Op {
+        let u = &self.users[(xorshift(rng) % self.users.len() as u64) as usize];
+        let cookie = format!("slugbase.sid={}", u.sid);
+        let headers = [
+            ("Cookie", cookie.as_str()),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", "app.bench.test"),
+            ("X-Forwarded-Uri", "/dashboard?x=1"),
+            ("X-Forwarded-Method", "GET"),
+            ("Accept", "text/html"),
+        ];
+        done(
+            expect(
+                c.request("GET", "/api/authz/forward-auth", &headers, None)
+                    .await,
+                "forward-auth",
+                200,
+            )
+            .map(|_| ()),
+        )
+    }
+}
+
 /// `POST …/enroll/begin` then `POST …/enroll/cancel`, on users without MFA; each
 /// connection walks its own slice of them.
 pub struct BeginCancel {

@@ -138,7 +138,7 @@ impl Options {
 }
 
 pub const USAGE: &str = "usage: bench [--smoke] [--server-bin PATH] [--no-build] [--scales 1000,100000] \
-[--conns 16,64] [--warmup SECS] [--duration SECS] [--only health,status,begin,cycle,verify,login] [--keep]";
+[--conns 16,64] [--warmup SECS] [--duration SECS] [--only health,status,forward-auth,begin,cycle,verify,login] [--keep]";
 
 fn log(msg: &str) {
     eprintln!("[bench] {msg}");
@@ -505,6 +505,14 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
         });
         for &c in &conns_list {
             ctx.in_turns(sites, auth.name(), c, &ws);
+        }
+    }
+    if opts.wants("forward-auth") {
+        let ws = per_site(sites, |s| load::ForwardAuth {
+            users: s.users.clone(),
+        });
+        for &c in &conns_list {
+            ctx.in_turns(sites, load::FORWARD_AUTH, c, &ws);
         }
     }
     // The status ratios use the mean of both health rows, so that the machine's drift over

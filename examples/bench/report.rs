@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::load::{Auth, Outcome};
+use super::load::{self, Auth, Outcome};
 use super::Options;
 
 /// One measured window.
@@ -223,6 +223,16 @@ impl Report {
                 "≥ 0.60".into(),
             ));
         }
+        // Forward-auth is on the path of every request to every protected app: it must cost
+        // about what status does (issue 15).
+        let v = self.ratios(load::FORWARD_AUTH, "health", Outcome::rate, &all);
+        t.extend(Self::ratio_target(
+            format!("{} req/s ÷ health req/s", load::FORWARD_AUTH),
+            &v,
+            0.6,
+            true,
+            "≥ 0.60".into(),
+        ));
         for a in Auth::ALL {
             let v = self.ratios(a.name(), "health", |o| o.q_ms(0.99), &top);
             t.extend(Self::ratio_target(

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The access rule the forward-auth rows ask about: any signed-in account.
+pub const FORWARD_AUTH_RULES: &str = r#"[{hosts=["app.bench.test"], policy="one_factor"}]"#;
+
 /// A running slugbase process.
 pub struct Server {
     child: Child,
@@ -153,6 +156,7 @@ impl Server {
             .env("SLUGBASE_PORT", port.to_string())
             .env("SLUGBASE_ADDRESS", "127.0.0.1")
             .env("SLUGBASE_SECRET_KEY", key_b64)
+            .env("SLUGBASE_ACCESS_RULES", FORWARD_AUTH_RULES)
             .env("SLUGBASE_BEGIN_LIMIT_PER_USER", big)
             .env("SLUGBASE_BEGIN_LIMIT_PER_IP", big)
             .env("SLUGBASE_LOGIN_FAILURES_PER_IP", big)

@@ -8,14 +8,16 @@ use serde_json::{json, Value};
 
 use super::audit;
 use super::docs::{ErrorBody, Ok as OkBody};
+use crate::auth::as_caller;
 use crate::auth::login::{self as signin, LoginOutcome, LoginRequest, Setup, PENDING_TTL};
 use crate::auth::request::ClientInfo;
+use crate::auth::return_to::safe_return;
 use crate::auth::{
     jwt, password, session, AuthUser, Credential, SameSite, DEVICE_COOKIE, PENDING_COOKIE,
 };
 use crate::body::JsonBody;
-use crate::db::sessions;
 use crate::db::users::{self, User};
+use crate::db::{groups as db_groups, sessions};
 use crate::error::{ApiError, ApiResult};
 use crate::mfa::service;
 use crate::state::App;
@@ -24,6 +26,19 @@ use crate::state::App;
 struct LoginBody {
     email: String,
     password: String,
+    /// Where the page wants to go after signing in (forward-auth); answered as
+    /// `redirect_to` when it may.
+    #[serde(default)]
+    rd: Option<String>,
+}
+
+/// `user` as JSON, with `redirect_to` when `rd` may be followed (see `auth::return_to`).
+fn with_redirect(app: &App, user: &User, rd: Option<&str>) -> Value {
+    let mut v = json!(user);
+    if let Some(to) = rd.and_then(|rd| safe_return(&app.config, rd)) {
+        v["redirect_to"] = json!(to);
+    }
+    v
 }
 
 /// `{"mfa_required": true}`: the password was right; the code step follows.
@@ -54,6 +69,7 @@ async fn login(
     jar: &CookieJar<'_>,
     body: JsonBody<LoginBody>,
 ) -> ApiResult<Json<Value>> {
+    let rd = body.0.rd;
     let req = LoginRequest {
         email: body.0.email,
         password: body.0.password,
@@ -65,7 +81,7 @@ async fn login(
     match password::with_argon2_slot(move || signin::login(&a, req)).await? {
         LoginOutcome::Session(user, s) => {
             session::set_cookies(app, jar, s);
-            Ok(Json(json!(user)))
+            Ok(Json(with_redirect(app, &user, rd.as_deref())))
         }
         LoginOutcome::MfaRequired(token) => {
             session::set_pending_cookie(app, jar, token, PENDING_TTL);
@@ -74,13 +90,25 @@ async fn login(
     }
 }
 
+/// A finished sign-in: the account, and where to go next when the request's `rd` may be
+/// followed.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct SignedIn {
+    #[serde(flatten)]
+    user: User,
+    /// The `rd` of the request, when it passes the return-URL rule.
+    #[schema(required = false)]
+    redirect_to: Option<String>,
+}
+
 /// What a sign-in answers.
 #[derive(serde::Serialize, utoipa::ToSchema)]
 #[serde(untagged)]
 #[allow(dead_code)]
 enum LoginAnswer {
     /// Signed in.
-    User(User),
+    User(SignedIn),
     /// The code step follows.
     Mfa(MfaRequired),
 }
@@ -88,11 +116,13 @@ enum LoginAnswer {
 #[derive(Deserialize, utoipa::ToSchema)]
 struct CodeBody {
     code: String,
+    #[serde(default)]
+    rd: Option<String>,
 }
 
 /// The second sign-in step: a TOTP or backup code for the `slugbase.mfa_pending` cookie.
 #[utoipa::path(security(("pending" = [])), request_body = CodeBody, responses(
-    (status = 200, description = "Signed in", body = User),
+    (status = 200, description = "Signed in", body = SignedIn),
     (status = 400, description = "`VALIDATION_ERROR`", body = ErrorBody),
     (status = 401, description = "`MFA_PENDING_INVALID`, `INVALID_CODE`", body = ErrorBody),
     (status = 403, description = "`CSRF_REJECTED`", body = ErrorBody),
@@ -108,7 +138,7 @@ async fn verify(
     client: ClientInfo,
     jar: &CookieJar<'_>,
     body: JsonBody<CodeBody>,
-) -> ApiResult<Json<User>> {
+) -> ApiResult<Json<Value>> {
     let invalid = || {
         ApiError::new(
             Status::Unauthorized,
@@ -126,6 +156,7 @@ async fn verify(
         (Some(j), Ok(s)) => (j, s),
         _ => return Err(invalid()),
     };
+    let rd = body.0.rd;
     let (a, code, au) = (app.inner().clone(), body.0.code, audit(&client));
     let res = app
         .db
@@ -138,7 +169,7 @@ async fn verify(
     match res {
         Ok((user, s)) => {
             session::set_cookies(app, jar, s);
-            Ok(Json(user))
+            Ok(Json(with_redirect(app, &user, rd.as_deref())))
         }
         Err(e) => {
             if e.code == "MFA_PENDING_INVALID" {
@@ -165,15 +196,31 @@ async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiRes
     Ok(Json(json!({ "ok": true })))
 }
 
-/// The caller's account.
+/// The caller's account with `groups`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Me {
+    #[serde(flatten)]
+    user: User,
+    /// Its groups, the built-in `admins` included for an admin.
+    groups: Vec<String>,
+}
+
+/// The caller, with `groups` (the built-in `admins` included for an admin), in one hop.
 #[utoipa::path(responses(
-    (status = 200, description = "The account", body = User),
+    (status = 200, description = "The account", body = Me),
     (status = 401, description = "`UNAUTHORIZED`", body = ErrorBody),
     (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
 ))]
 #[get("/auth/me")]
-fn me(user: AuthUser) -> Json<User> {
-    Json(user.user)
+async fn me(app: &State<App>, cred: Credential) -> ApiResult<Json<Me>> {
+    as_caller(app, cred, |c, me| {
+        let groups = db_groups::effective(c, me.user.id, me.user.is_admin)?;
+        Ok(Json(Me {
+            user: me.user,
+            groups,
+        }))
+    })
+    .await
 }
 
 /// Whether first-run setup is open: it follows the database, so an account created with the

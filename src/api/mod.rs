@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod auth;
+pub mod authz;
 pub mod docs;
 pub mod health;
 pub mod mfa;
@@ -20,6 +21,7 @@ pub fn routes() -> Vec<Route> {
     r.extend(mfa::routes());
     r.extend(tokens::routes());
     r.extend(docs::routes());
+    r.extend(authz::routes());
     r
 }
 

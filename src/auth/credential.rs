@@ -62,6 +62,24 @@ fn access_jwt(app: &App, token: &str) -> Option<AccessJwt> {
     })
 }
 
+/// The `token` cookie (when its JWT verifies) and the `slugbase.sid` cookie's keyed hash.
+fn cookie_credential(req: &Request<'_>, app: &App) -> Presented {
+    let cookies = req.cookies();
+    let jwt = cookies
+        .get(TOKEN_COOKIE)
+        .and_then(|c| access_jwt(app, c.value()));
+    let sid_hash = cookies
+        .get(SID_COOKIE)
+        .map(|c| c.value())
+        .filter(|v| v.len() <= 128)
+        .map(|v| session_hash(app, v));
+    if jwt.is_none() && sid_hash.is_none() {
+        Presented::Nothing
+    } else {
+        Presented::Cookies { jwt, sid_hash }
+    }
+}
+
 /// sb_ + 43 base64url characters; anything else cannot exist, so it skips the lookup.
 fn api_token_shape(token: &str) -> bool {
     token.len() == 46
@@ -89,25 +107,50 @@ impl Credential {
                 _ => Presented::Nothing,
             }
         } else {
-            let cookies = req.cookies();
-            let jwt = cookies
-                .get(TOKEN_COOKIE)
-                .and_then(|c| access_jwt(app, c.value()));
-            let sid_hash = cookies
-                .get(SID_COOKIE)
-                .map(|c| c.value())
-                .filter(|v| v.len() <= 128)
-                .map(|v| session_hash(app, v));
-            if jwt.is_none() && sid_hash.is_none() {
-                Presented::Nothing
-            } else {
-                Presented::Cookies { jwt, sid_hash }
-            }
+            cookie_credential(req, app)
         };
         Credential {
             presented,
             cross_site: request::is_cross_site(req) || request::lacks_json_type(req),
             logged: request::user_slot(req),
+        }
+    }
+
+    /// The credential of a request a reverse proxy asks about (forward-auth): the browser's
+    /// session cookies, which the proxy passes on; `Authorization: Bearer sb_…` only when
+    /// `accept_tokens`. Any other `Authorization` belongs to the application behind the
+    /// proxy and is ignored. No CSRF rule: this is a read by the proxy, not a browser write.
+    pub fn from_proxied(req: &Request<'_>, app: &App, accept_tokens: bool) -> Credential {
+        let token = req
+            .headers()
+            .get_one("Authorization")
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
+            .filter(|t| accept_tokens && t.starts_with(API_TOKEN_PREFIX));
+        let presented = match token {
+            Some(t) if api_token_shape(t) => Presented::ApiToken(api_token_hash(app, t)),
+            Some(_) => Presented::Nothing,
+            None => cookie_credential(req, app),
+        };
+        Credential {
+            presented,
+            cross_site: false,
+            logged: request::user_slot(req),
+        }
+    }
+
+    /// Like [`Credential::resolve`], with no credential at all (or a dead one) as None rather
+    /// than an error.
+    pub fn resolve_optional(
+        &self,
+        app: &App,
+        conn: &Connection,
+    ) -> Result<Option<AuthUser>, ApiError> {
+        match self.resolve(app, conn) {
+            Ok(a) => Ok(Some(a)),
+            Err(e) if e.code == "UNAUTHORIZED" => Ok(None),
+            Err(e) => Err(e),
         }
     }
 

@@ -88,13 +88,28 @@ pub fn create(
 }
 
 fn cookie(app: &App, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
-    Cookie::build((name, value))
+    let mut c = Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Lax)
         .path("/")
         .secure(app.config.secure_cookies())
         .max_age(Duration::seconds(max_age))
-        .build()
+        .build();
+    // With cookie_domain every app under it sees the sign-in (forward-auth); setting and
+    // clearing use the same Domain, or the browser keeps the old cookie.
+    if let Some(d) = cookie_domain(app) {
+        c.set_domain(d);
+    }
+    c
+}
+
+/// `cookie_domain` as cookies carry it: lower case, no leading dot (checked at start-up).
+fn cookie_domain(app: &App) -> Option<String> {
+    app.config
+        .cookie_domain
+        .as_deref()
+        .map(|d| d.trim().trim_start_matches('.').to_ascii_lowercase())
+        .filter(|d| !d.is_empty())
 }
 
 /// Sets `slugbase.sid`, `token` (for as long as its JWT lives) and the device cookie, and

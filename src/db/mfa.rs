@@ -254,6 +254,9 @@ pub struct Event {
     pub ip: Option<String>,
     /// Client user agent, when known.
     pub user_agent: Option<String>,
+    /// What the event was about, when it says (forward-auth refusals).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Appends an audit event.
@@ -272,6 +275,22 @@ pub fn record_event(
     Ok(())
 }
 
+/// Appends an audit event with what it was about (e.g. the rule, host and path of a refusal).
+pub fn record_event_detail(
+    conn: &Connection,
+    user_id: i64,
+    event: &str,
+    now: i64,
+    ip: Option<&str>,
+    detail: &str,
+) -> Result<(), ApiError> {
+    conn.prepare_cached(
+        "INSERT INTO mfa_events (user_id, event, at, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![user_id, event, now, ip, detail])?;
+    Ok(())
+}
+
 /// The newest `limit` events of a user older than the event `before` (all when None),
 /// newest first.
 pub fn events(
@@ -281,7 +300,7 @@ pub fn events(
     limit: i64,
 ) -> Result<Vec<Event>, ApiError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, event, at, ip, user_agent FROM mfa_events WHERE user_id = ?1 AND id < ?2 \
+        "SELECT id, event, at, ip, user_agent, detail FROM mfa_events WHERE user_id = ?1 AND id < ?2 \
          ORDER BY id DESC LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![user_id, before.unwrap_or(i64::MAX), limit], |r| {
@@ -291,6 +310,7 @@ pub fn events(
             at: rfc3339(r.get(2)?),
             ip: r.get(3)?,
             user_agent: r.get(4)?,
+            detail: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

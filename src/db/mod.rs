@@ -4,6 +4,7 @@
 //! reach them through [`Db::run`], which moves the work off Rocket's async workers.
 
 pub mod activity;
+pub mod groups;
 pub mod mfa;
 pub mod sessions;
 pub mod tokens;
@@ -267,8 +268,9 @@ mod tests {
         )
         .unwrap();
         let pending = pending_migrations(&mut conn).unwrap();
-        assert_eq!(pending.len(), 2, "{pending:?}");
+        // Every later migration is pending (their number grows with each release).
         assert!(pending[0].contains("begin_calls"), "{pending:?}");
+        assert!(pending.iter().any(|m| m.contains("groups")), "{pending:?}");
 
         migrate(&mut conn).unwrap();
         assert!(pending_migrations(&mut conn).unwrap().is_empty());
