@@ -67,6 +67,8 @@ pub struct Config {
     pub log_filter: String,
     /// `text` or `json` log lines.
     pub log_format: String,
+    /// OpenID providers people may sign in with (`[[oidc_providers]]`, see src/oidc/).
+    pub oidc_providers: Vec<crate::oidc::config::ProviderConfig>,
 }
 
 impl Default for Config {
@@ -100,6 +102,7 @@ impl Default for Config {
             log_filter: "info,rocket=error,refinery_core=warn,hyper=warn,slugbase::api=error"
                 .into(),
             log_format: "text".into(),
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -143,7 +146,7 @@ impl Config {
 
     /// Reads the slugbase settings out of a figment and checks the ones serde cannot.
     pub fn from_figment(figment: &Figment) -> Result<Config, String> {
-        let c = figment
+        let mut c = figment
             .extract::<Config>()
             .map_err(|e| format!("invalid configuration: {e}"))?;
         if let Some(url) = &c.public_url {
@@ -160,6 +163,7 @@ impl Config {
                 return Err(format!("invalid configuration: {name} must be at least 1"));
             }
         }
+        crate::oidc::config::resolve(&mut c.oidc_providers)?;
         Ok(c)
     }
 

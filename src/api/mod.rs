@@ -4,6 +4,7 @@ pub mod account;
 pub mod auth;
 pub mod health;
 pub mod mfa;
+pub mod oidc;
 pub mod tokens;
 
 use rocket::Route;
@@ -18,6 +19,7 @@ pub fn routes() -> Vec<Route> {
     r.extend(account::routes());
     r.extend(mfa::routes());
     r.extend(tokens::routes());
+    r.extend(oidc::routes());
     r
 }
 

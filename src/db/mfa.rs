@@ -254,6 +254,9 @@ pub struct Event {
     pub ip: Option<String>,
     /// Client user agent, when known.
     pub user_agent: Option<String>,
+    /// More about the event, e.g. the failure code of `oidc_failure`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// Appends an audit event.
@@ -281,7 +284,7 @@ pub fn events(
     limit: i64,
 ) -> Result<Vec<Event>, ApiError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, event, at, ip, user_agent FROM mfa_events WHERE user_id = ?1 AND id < ?2 \
+        "SELECT id, event, at, ip, user_agent, detail FROM mfa_events WHERE user_id = ?1 AND id < ?2 \
          ORDER BY id DESC LIMIT ?3",
     )?;
     let rows = stmt.query_map(params![user_id, before.unwrap_or(i64::MAX), limit], |r| {
@@ -291,6 +294,7 @@ pub fn events(
             at: rfc3339(r.get(2)?),
             ip: r.get(3)?,
             user_agent: r.get(4)?,
+            detail: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)

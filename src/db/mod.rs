@@ -5,6 +5,7 @@
 
 pub mod activity;
 pub mod mfa;
+pub mod oidc;
 pub mod sessions;
 pub mod tokens;
 pub mod users;

@@ -1,0 +1,110 @@
+//! OpenID Connect sign-in routes: the providers list, the start and the callback. The start
+//! and callback are browser navigations, so they answer redirects, never JSON errors: a
+//! failure lands on the sign-in page with `?error=<CODE>`.
+
+use rocket::http::{Cookie, CookieJar, SameSite, Status};
+use rocket::response::Redirect;
+use rocket::serde::json::Json;
+use rocket::time::{Duration, OffsetDateTime};
+use rocket::{get, routes, Route, State};
+
+use crate::auth::login::PENDING_TTL;
+use crate::auth::request::ClientInfo;
+use crate::auth::{session, Credential};
+use crate::error::{ApiError, ApiResult};
+use crate::oidc::flow::{self, Callback, Done};
+use crate::oidc::state::{COOKIE, TTL};
+use crate::oidc::{config::ProviderConfig, Failure, ProviderInfo};
+use crate::state::App;
+
+/// The cookie's path: only the OIDC routes ever see it.
+const COOKIE_PATH: &str = "/api/auth/oidc";
+
+#[get("/auth/oidc/providers")]
+fn providers(app: &State<App>) -> Json<Vec<ProviderInfo>> {
+    Json(app.oidc.list())
+}
+
+fn provider<'a>(app: &'a App, id: &str) -> ApiResult<&'a ProviderConfig> {
+    app.oidc.provider(id).ok_or_else(|| {
+        ApiError::new(
+            Status::NotFound,
+            "OIDC_PROVIDER_NOT_FOUND",
+            "No sign-in provider has this id",
+        )
+    })
+}
+
+fn failed(f: Failure) -> Redirect {
+    Redirect::to(format!("/login?error={}", f.code()))
+}
+
+fn flow_cookie(app: &App, value: String, max_age: i64) -> Cookie<'static> {
+    Cookie::build((COOKIE, value))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .path(COOKIE_PATH)
+        .secure(app.config.secure_cookies())
+        .max_age(Duration::seconds(max_age))
+        .build()
+}
+
+#[get("/auth/oidc/<id>/start?<rd>")]
+async fn start(
+    app: &State<App>,
+    jar: &CookieJar<'_>,
+    id: &str,
+    rd: Option<&str>,
+) -> ApiResult<Redirect> {
+    let p = provider(app, id)?;
+    Ok(match flow::start(app, p, rd).await {
+        Ok(s) => {
+            jar.add(flow_cookie(app, s.cookie, TTL));
+            Redirect::to(s.location)
+        }
+        Err(f) => failed(f),
+    })
+}
+
+#[get("/auth/oidc/<id>/callback?<code>&<state>&<error>")]
+#[allow(clippy::too_many_arguments)]
+async fn callback(
+    app: &State<App>,
+    jar: &CookieJar<'_>,
+    client: ClientInfo,
+    cred: Credential,
+    id: &str,
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+) -> ApiResult<Redirect> {
+    let Some(p) = app.oidc.provider(id) else {
+        return Ok(failed(Failure::StateInvalid));
+    };
+    let req = flow::Request {
+        cookie: jar.get(COOKIE).map(|c| c.value().to_string()),
+        client,
+        presented: cred.presented_session(),
+    };
+    // Used or not, the cookie is done.
+    let mut gone = flow_cookie(app, String::new(), 0);
+    gone.set_expires(OffsetDateTime::UNIX_EPOCH);
+    jar.add(gone);
+    let q = Callback { code, state, error };
+    Ok(match flow::callback(app, p, q, req).await? {
+        Ok((Done::Session(s), rd)) => {
+            session::set_cookies(app, jar, s);
+            Redirect::to(rd.unwrap_or_else(|| "/".into()))
+        }
+        Ok((Done::Mfa(token), _)) => {
+            session::set_pending_cookie(app, jar, token, PENDING_TTL);
+            Redirect::to("/login?mfa=1")
+        }
+        Err(f) => failed(f),
+    })
+}
+
+/// The OIDC routes.
+pub fn routes() -> Vec<Route> {
+    routes![providers, start, callback]
+}
