@@ -36,7 +36,7 @@ fn provider<'a>(app: &'a App, id: &str) -> ApiResult<&'a ProviderConfig> {
 }
 
 fn failed(f: Failure) -> Redirect {
-    Redirect::to(format!("/login?error={}", f.code()))
+    Redirect::found(format!("/login?error={}", f.code()))
 }
 
 fn flow_cookie(app: &App, value: String, max_age: i64) -> Cookie<'static> {
@@ -60,7 +60,7 @@ async fn start(
     Ok(match flow::start(app, p, rd).await {
         Ok(s) => {
             jar.add(flow_cookie(app, s.cookie, TTL));
-            Redirect::to(s.location)
+            Redirect::found(s.location)
         }
         Err(f) => failed(f),
     })
@@ -94,11 +94,11 @@ async fn callback(
     Ok(match flow::callback(app, p, q, req).await? {
         Ok((Done::Session(s), rd)) => {
             session::set_cookies(app, jar, s);
-            Redirect::to(rd.unwrap_or_else(|| "/".into()))
+            Redirect::found(rd.unwrap_or_else(|| "/".into()))
         }
         Ok((Done::Mfa(token), _)) => {
             session::set_pending_cookie(app, jar, token, PENDING_TTL);
-            Redirect::to("/login?mfa=1")
+            Redirect::found("/login?mfa=1")
         }
         Err(f) => failed(f),
     })
