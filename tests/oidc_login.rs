@@ -439,3 +439,95 @@ fn done_when_oidc_only_account_signs_in_enrolls_and_disables_with_code_only() {
     // And the next sign-in needs no second step.
     signed_in(e.sign_in("ann"), "/");
 }
+
+/// Writes the provider into `<dir>/Rocket.toml`, which the CLI (run in `dir`) reads.
+fn write_cli_config(dir: &std::path::Path, issuer: &str) {
+    let toml = format!(
+        "[default]\n[[default.oidc_providers]]\nid = \"testidp\"\nname = \"Test IdP\"\n\
+         issuer = \"{issuer}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+        idp::CLIENT_ID,
+        idp::CLIENT_SECRET
+    );
+    std::fs::write(dir.join("Rocket.toml"), toml).unwrap();
+}
+
+#[test]
+fn operator_links_a_password_account_lists_and_unlinks_it() {
+    let Some(mut e) = env(false) else { return };
+    let dir = e.s.dir.path().to_path_buf();
+    write_cli_config(&dir, &e.idp.issuer);
+    e.s.user("pat@example.com");
+    assert_failed(e.sign_in("pat"), "OIDC_ACCOUNT_NOT_LINKED");
+    cli(
+        &dir,
+        &[
+            "user",
+            "link-oidc",
+            "--email",
+            "pat@example.com",
+            "--provider",
+            "testidp",
+            "--subject",
+            "pat",
+        ],
+    );
+    let list = cli(&dir, &["user", "list"]);
+    assert!(
+        list.contains("pat@example.com\tTest User\t\toidc:testidp"),
+        "{list}"
+    );
+    let jwt = signed_in(e.sign_in("pat"), "/");
+    assert_eq!(
+        json_of(e.s.get_auth("/api/auth/me", &jwt))["has_password"],
+        true
+    );
+    cli(
+        &dir,
+        &[
+            "user",
+            "unlink-oidc",
+            "--email",
+            "pat@example.com",
+            "--provider",
+            "testidp",
+        ],
+    );
+    assert_failed(e.sign_in("pat"), "OIDC_ACCOUNT_NOT_LINKED");
+    // `check` discovers the provider and prints the redirect URI to register.
+    let out = cli(&dir, &["check"]);
+    assert!(out.contains("oidc provider testidp: discovery ok"), "{out}");
+    assert!(out.contains(&format!("redirect URI {CALLBACK}")), "{out}");
+    e.idp.stop();
+    let out = cli(&dir, &["check"]);
+    assert!(
+        out.contains("oidc provider testidp: discovery FAILED"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_malformed_provider_stops_start_up_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Rocket.toml"),
+        "[default]\n[[default.oidc_providers]]\nid = \"Bad Id\"\nname = \"x\"\nissuer = \"https://id.example\"\nclient_id = \"c\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_slugbase"))
+        .args(["check"])
+        .env("SLUGBASE_DATA_DIR", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.lines().filter(|l| l.contains("error")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains("oidc_providers[0]") && err.contains("id must"),
+        "{err}"
+    );
+}
