@@ -172,6 +172,8 @@ fn full_code_flow_links_by_verified_email_and_signs_in() {
     assert_eq!(me["id"], id);
     assert_eq!(me["email"], "ann@example.com");
     assert_eq!(me["has_password"], false);
+    let linked = json_of(e.s.get_auth("/api/auth/oidc/identities", &jwt));
+    assert_eq!(linked, json!([{"id": "testidp", "name": "Test IdP"}]));
     // Linked once; the second sign-in finds the identity by (provider, issuer, sub).
     let jwt = signed_in(e.sign_in("ann"), "/");
     let names: Vec<String> = e

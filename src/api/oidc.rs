@@ -10,7 +10,8 @@ use rocket::{get, routes, Route, State};
 
 use crate::auth::login::PENDING_TTL;
 use crate::auth::request::ClientInfo;
-use crate::auth::{session, Credential};
+use crate::auth::{session, AuthUser, Credential};
+use crate::db;
 use crate::error::{ApiError, ApiResult};
 use crate::oidc::flow::{self, Callback, Done};
 use crate::oidc::state::{COOKIE, TTL};
@@ -23,6 +24,24 @@ const COOKIE_PATH: &str = "/api/auth/oidc";
 #[get("/auth/oidc/providers")]
 fn providers(app: &State<App>) -> Json<Vec<ProviderInfo>> {
     Json(app.oidc.list())
+}
+
+/// The providers the caller's account is linked to (the page shows where it signs in).
+#[get("/auth/oidc/identities")]
+async fn identities(app: &State<App>, user: AuthUser) -> ApiResult<Json<Vec<ProviderInfo>>> {
+    let uid = user.user.id;
+    let ids = app.db.run(move |c| db::oidc::providers_of(c, uid)).await?;
+    Ok(Json(
+        ids.into_iter()
+            .map(|id| ProviderInfo {
+                name: app
+                    .oidc
+                    .provider(&id)
+                    .map_or(id.clone(), |p| p.name.clone()),
+                id,
+            })
+            .collect(),
+    ))
 }
 
 fn provider<'a>(app: &'a App, id: &str) -> ApiResult<&'a ProviderConfig> {
@@ -106,5 +125,5 @@ async fn callback(
 
 /// The OIDC routes.
 pub fn routes() -> Vec<Route> {
-    routes![providers, start, callback]
+    routes![providers, identities, start, callback]
 }
