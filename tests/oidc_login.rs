@@ -533,3 +533,39 @@ fn a_malformed_provider_stops_start_up_with_one_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_provider_that_never_answers_times_out_after_10_s() {
+    // Accepts connections (the kernel's backlog) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", silent.local_addr().unwrap());
+    let s = server_at(tempfile::tempdir().unwrap(), &issuer, false);
+    let t = Instant::now();
+    let res = s.client.get("/api/auth/oidc/testidp/start").dispatch();
+    assert_failed(res, "OIDC_PROVIDER_UNAVAILABLE");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(9) && took < Duration::from_secs(13),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn an_answer_naming_another_issuer_is_refused() {
+    let Some(mut e) = env(false) else { return };
+    e.s.user_with("ann@example.com", None);
+    let (auth, cookie) = e.start(None);
+    let cb = e.browser.sign_in(&e.idp.issuer, &auth, "ann");
+    assert!(cb.contains("iss="), "oidc-provider sends iss: {cb}");
+    let (k, _) = cb.split_once("iss=").unwrap();
+    let rest = cb.split_once("iss=").unwrap().1;
+    let tail = rest
+        .split_once('&')
+        .map(|(_, t)| format!("&{t}"))
+        .unwrap_or_default();
+    let mixed = format!("{k}iss=https%3A%2F%2Fevil.example{tail}");
+    assert_failed(
+        e.callback(&mixed, &[("slugbase.oidc", &cookie)]),
+        "OIDC_PROVIDER_ERROR",
+    );
+}

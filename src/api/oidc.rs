@@ -85,7 +85,7 @@ async fn start(
     })
 }
 
-#[get("/auth/oidc/<id>/callback?<code>&<state>&<error>")]
+#[get("/auth/oidc/<id>/callback?<code>&<state>&<error>&<iss>")]
 #[allow(clippy::too_many_arguments)]
 async fn callback(
     app: &State<App>,
@@ -96,6 +96,7 @@ async fn callback(
     code: Option<String>,
     state: Option<String>,
     error: Option<String>,
+    iss: Option<String>,
 ) -> ApiResult<Redirect> {
     let Some(p) = app.oidc.provider(id) else {
         return Ok(failed(Failure::StateInvalid));
@@ -109,7 +110,12 @@ async fn callback(
     let mut gone = flow_cookie(app, String::new(), 0);
     gone.set_expires(OffsetDateTime::UNIX_EPOCH);
     jar.add(gone);
-    let q = Callback { code, state, error };
+    let q = Callback {
+        code,
+        state,
+        error,
+        iss,
+    };
     Ok(match flow::callback(app, p, q, req).await? {
         Ok((Done::Session(s), rd)) => {
             session::set_cookies(app, jar, s);

@@ -121,6 +121,8 @@ pub struct Callback {
     pub state: Option<String>,
     /// The provider's error code (e.g. `access_denied`).
     pub error: Option<String>,
+    /// The issuer of the answer (RFC 9207), when the provider sends it.
+    pub iss: Option<String>,
 }
 
 /// How a successful callback ends.
@@ -187,6 +189,10 @@ async fn verified_identity(
     {
         return Ok(Err(Failure::StateInvalid));
     }
+    // RFC 9207: an answer naming another issuer is a mix-up, whatever else it says.
+    if q.iss.as_deref().is_some_and(|iss| iss != p.issuer) {
+        return Ok(Err(Failure::ProviderError));
+    }
     if let Some(e) = &q.error {
         let e: String = e
             .chars()
@@ -250,8 +256,9 @@ async fn exchange(
                 Some(SubjectIdentifier::new(id.subject.clone())),
             )
             .map_err(|_| Failure::TokenInvalid)?;
-        let info: CoreUserInfoClaims = req.request_async(http).await.map_err(|e| {
-            tracing::warn!(provider = %p.id, "userinfo failed: {}", super::error_chain(&e));
+        let info: CoreUserInfoClaims = req.request_async(http).await.map_err(|_| {
+            // The error may quote the provider's answer; the kind of failure is enough here.
+            tracing::warn!(provider = %p.id, "the userinfo request failed");
             Failure::ProviderUnavailable
         })?;
         id.email = info.email().map(|e| e.to_string());
