@@ -569,3 +569,24 @@ fn an_answer_naming_another_issuer_is_refused() {
         "OIDC_PROVIDER_ERROR",
     );
 }
+
+#[test]
+fn a_provider_down_at_start_up_is_discovered_once_it_answers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let s = server_at(
+        tempfile::tempdir().unwrap(),
+        &format!("http://127.0.0.1:{port}"),
+        false,
+    );
+    let res = s.client.get("/api/auth/oidc/testidp/start").dispatch();
+    assert_failed(res, "OIDC_PROVIDER_UNAVAILABLE");
+    let Some(_idp) = idp::start_on(CALLBACK, port) else {
+        return;
+    };
+    let res = s.client.get("/api/auth/oidc/testidp/start").dispatch();
+    assert_eq!(res.status(), Status::Found);
+    assert!(location(&res).starts_with(&format!("http://127.0.0.1:{port}/")));
+}

@@ -30,6 +30,15 @@ fn dir() -> PathBuf {
 /// notice) when node or the installed package is missing outside CI; under CI=true that fails
 /// the test instead.
 pub fn start(redirect_uri: &str) -> Option<Idp> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    start_on(redirect_uri, port)
+}
+
+/// [`start`] on a given port.
+pub fn start_on(redirect_uri: &str, port: u16) -> Option<Idp> {
     let installed = dir()
         .join("node_modules/oidc-provider/package.json")
         .exists();
@@ -49,10 +58,6 @@ pub fn start(redirect_uri: &str) -> Option<Idp> {
         eprintln!("************************************************************\n");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
     let mut child = Command::new("node")
         .arg("provider.js")
         .current_dir(dir())
