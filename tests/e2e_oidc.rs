@@ -137,5 +137,20 @@ fn oidc_browser_walk() {
     // 4. An error from the provider is explained on the sign-in page.
     b.goto(&format!("{base}/login?error=OIDC_ACCOUNT_NOT_LINKED"));
     b.wait_text("#login-error", "not linked");
+    // 5. Nothing of the protocol's secrets reached the log.
+    let log = server.log_text();
+    for needle in [
+        idp::CLIENT_SECRET,
+        "code=",
+        "state=",
+        "nonce",
+        "id_token",
+        &secret,
+    ] {
+        assert!(
+            !log.contains(needle),
+            "{needle:?} in the server log:\n{log}"
+        );
+    }
     drop(provider);
 }
