@@ -6,5 +6,5 @@ CREATE TABLE user_groups (
     PRIMARY KEY (user_id, name)
 ) WITHOUT ROWID;
 
--- What an audit event was about, e.g. the rule, host and path of a forward_auth_denied event.
-ALTER TABLE mfa_events ADD COLUMN detail TEXT;
+-- (The detail of a forward_auth_denied event, its rule, host and path, goes in the
+-- mfa_events.detail column that V4 adds.)

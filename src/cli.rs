@@ -14,6 +14,7 @@ use crate::db::{sessions, tokens, users};
 use crate::state::App;
 use crate::{auth, mfa};
 
+mod oidc;
 mod ops;
 use ops::{backup, check};
 
@@ -93,6 +94,24 @@ enum UserCmd {
         #[arg(long)]
         email: String,
     },
+    /// Link an account to its identity (`sub`) at a configured OpenID provider.
+    LinkOidc {
+        #[arg(long)]
+        email: String,
+        /// The provider's id in oidc_providers.
+        #[arg(long)]
+        provider: String,
+        /// The identity's `sub` at the provider.
+        #[arg(long)]
+        subject: String,
+    },
+    /// Remove an account's link to an OpenID provider.
+    UnlinkOidc {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        provider: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -143,7 +162,7 @@ fn run(cmd: Cmd, figment: figment::Figment, config: &Config) -> Result<(), Strin
     match cmd {
         Cmd::Serve => serve(figment, config),
         Cmd::Backup { file } => backup(config, &file),
-        Cmd::Check => check(config),
+        Cmd::Check => check(config).and_then(|_| oidc::check(config)),
         Cmd::User { cmd } => user(cmd, &open(config)?),
         Cmd::Token {
             cmd: TokenCmd::Create { email, name },
@@ -285,6 +304,7 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
         }
         UserCmd::List => {
             let groups = crate::db::groups::all(&conn).map_err(err)?;
+            let linked = crate::db::oidc::providers_by_user(&conn).map_err(err)?;
             for u in users::list(&conn).map_err(err)? {
                 let flags = [
                     (u.is_admin, "admin"),
@@ -297,13 +317,15 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
                     g.push(crate::authz::ADMINS.into());
                     g.sort();
                 }
+                let via = linked.get(&u.id).map(|p| format!("\toidc:{}", p.join(",")));
                 println!(
-                    "{}\t{}\t{}\t{}\tgroups={}",
+                    "{}\t{}\t{}\t{}\tgroups={}{}",
                     u.id,
                     u.email,
                     u.name,
                     flags.join(","),
-                    g.join(",")
+                    g.join(","),
+                    via.unwrap_or_default()
                 );
             }
         }
@@ -337,6 +359,12 @@ fn user(cmd: UserCmd, app: &App) -> Result<(), String> {
             let ended = mfa::service::admin_reset(app, &mut conn, u.id).map_err(err)?;
             eprintln!("MFA cleared for {}; {ended}", u.email);
         }
+        UserCmd::LinkOidc {
+            email,
+            provider,
+            subject,
+        } => oidc::link(app, &email, &provider, &subject)?,
+        UserCmd::UnlinkOidc { email, provider } => oidc::unlink(app, &email, &provider)?,
     }
     Ok(())
 }

@@ -73,6 +73,8 @@ pub struct Config {
     /// Forward-auth: the access rules, checked in order; the first match decides (see
     /// docs/forward-auth.md).
     pub access_rules: Vec<crate::authz::AccessRule>,
+    /// OpenID providers people may sign in with (`[[oidc_providers]]`, see src/oidc/).
+    pub oidc_providers: Vec<crate::oidc::config::ProviderConfig>,
 }
 
 impl Default for Config {
@@ -111,6 +113,7 @@ impl Default for Config {
             log_format: "text".into(),
             default_policy: "deny".into(),
             access_rules: Vec::new(),
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -154,7 +157,7 @@ impl Config {
 
     /// Reads the slugbase settings out of a figment and checks the ones serde cannot.
     pub fn from_figment(figment: &Figment) -> Result<Config, String> {
-        let c = figment
+        let mut c = figment
             .extract::<Config>()
             .map_err(|e| format!("invalid configuration: {e}"))?;
         if let Some(url) = &c.public_url {
@@ -175,6 +178,7 @@ impl Config {
             }
         }
         crate::authz::check(&c)?;
+        crate::oidc::config::resolve(&mut c.oidc_providers)?;
         Ok(c)
     }
 

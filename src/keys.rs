@@ -32,6 +32,8 @@ pub struct Keys {
     pub backup: [u8; 32],
     /// HMAC key of `slugbase.device` cookies.
     pub device: [u8; 32],
+    /// AES-256-GCM key sealing `slugbase.oidc` cookies, and HMAC key of spent OIDC states.
+    pub oidc: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -57,6 +59,7 @@ impl Keys {
             session: get("session-id-hash"),
             backup: get("backup-code-hash"),
             device: get("device-cookie"),
+            oidc: get("oidc-state-cookie"),
         }
     }
 
@@ -134,7 +137,9 @@ mod tests {
         let a = Keys::derive(&[7u8; 32]);
         let b = Keys::derive(&[7u8; 32]);
         assert_eq!(a.jwt, b.jwt);
-        let all = [a.jwt, a.seal, a.token, a.session, a.backup];
+        let all = [
+            a.jwt, a.seal, a.token, a.session, a.backup, a.device, a.oidc,
+        ];
         for i in 0..all.len() {
             for j in i + 1..all.len() {
                 assert_ne!(all[i], all[j]);

@@ -16,6 +16,7 @@ pub mod fairings;
 pub mod keys;
 pub mod limits;
 pub mod mfa;
+pub mod oidc;
 pub mod state;
 pub mod web;
 
@@ -83,6 +84,7 @@ pub fn open_app(config: &Config, clock: Arc<dyn Clock>) -> Result<App, String> {
         dummy_hash,
         setup_token: Mutex::new(setup_token),
         begin_limiter: Default::default(),
+        oidc: oidc::Registry::new(&config.oidc_providers)?,
     }))
 }
 
@@ -157,6 +159,7 @@ pub fn purge(app: &App, c: &rusqlite::Connection) -> Result<(), error::ApiError>
     let window = cfg.failure_window_secs.max(cfg.begin_window_secs);
     db::mfa::purge(c, now, now - window)?;
     db::mfa::purge_events(c, now - cfg.event_retention_days.saturating_mul(86_400))?;
+    db::oidc::purge_states(c, now)?;
     Ok(())
 }
 

@@ -31,6 +31,8 @@ pub struct Inner {
     /// The enrollment-begin limiter's per-address windows (the per-user ones are in the
     /// database).
     pub begin_limiter: AddressLimiter,
+    /// OpenID providers and their discovery cache.
+    pub oidc: crate::oidc::Registry,
 }
 
 impl App {

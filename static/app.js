@@ -260,6 +260,10 @@
     regenerate_failure: ['Failed attempt to create new backup codes', 'bad'],
     admin_reset: ['Two-step verification reset by an administrator', 'warn'],
     password_changed: ['Changed the password', 'warn'],
+    oidc_login: ['Signed in through a sign-in provider', 'good'],
+    oidc_linked: ['Linked to a sign-in provider', 'warn'],
+    oidc_unlinked: ['Unlinked from a sign-in provider', 'warn'],
+    oidc_failure: ['Refused a sign-in through a provider', 'bad'],
   };
 
   function eventInfo(name) {
@@ -301,9 +305,35 @@
     }
   }
 
+  // ?error=<CODE> from a sign-in through an OpenID provider, in words.
+  const OIDC_ERRORS = {
+    OIDC_STATE_INVALID: 'That sign-in link expired or was already used. Please start the sign-in again.',
+    OIDC_PROVIDER_UNAVAILABLE: 'The sign-in provider could not be reached. Please try again in a moment, or tell your administrator.',
+    OIDC_PROVIDER_ERROR: 'The sign-in provider did not sign you in (it was cancelled or refused). Please try again.',
+    OIDC_TOKEN_INVALID: 'The sign-in provider sent an answer that could not be verified, so you were not signed in. Please try again, or tell your administrator.',
+    OIDC_ACCOUNT_NOT_LINKED: 'An account with this email exists here but is not linked to that provider. Sign in with your password, or ask your administrator to link it.',
+    OIDC_ACCOUNT_NOT_FOUND: 'There is no account here for that sign-in, and new accounts cannot be created this way. Ask your administrator for an account (the provider must also confirm your email address).',
+  };
+
   async function route() {
     if (location.pathname === '/setup') {
       await openSetup();
+      return;
+    }
+    const query = new URLSearchParams(location.search);
+    if (location.pathname === '/login' && query.get('mfa') === '1') {
+      // The provider signed the person in; the second step is next (the pending cookie is
+      // HttpOnly, so verify itself tells whether it is still valid).
+      setPath('/login', true);
+      openMfa();
+      return;
+    }
+    const oidcError = query.get('error');
+    if (location.pathname === '/login' && oidcError) {
+      setPath('/login', true);
+      openLogin({
+        error: OIDC_ERRORS[oidcError] || 'Signing in with the provider failed. Please try again.',
+      });
       return;
     }
     let user = null;
@@ -407,6 +437,28 @@
         $('login-setup-hint').hidden = !(s && s.open);
       })
       .catch(() => {});
+    loadProviders();
+  }
+
+  /** One "Sign in with <name>" button per configured OpenID provider. */
+  function loadProviders() {
+    api('GET', '/api/auth/oidc/providers')
+      .then((list) => {
+        const box = $('login-provider-buttons');
+        box.textContent = '';
+        for (const p of list || []) {
+          const a = document.createElement('a');
+          a.className = 'btn btn-block';
+          a.href = `/api/auth/oidc/${encodeURIComponent(p.id)}/start`;
+          a.textContent = `Sign in with ${p.name}`;
+          a.dataset.provider = p.id;
+          box.appendChild(a);
+        }
+        $('login-providers').hidden = !(list && list.length);
+      })
+      .catch(() => {
+        $('login-providers').hidden = true;
+      });
   }
 
   $('login-form').addEventListener('submit', async (ev) => {
@@ -560,6 +612,20 @@
     $('account-email').textContent = u.email || '';
     $('account-admin').hidden = !u.is_admin;
     $('topbar-email').textContent = u.email || '';
+    $('account-signin').hidden = true;
+    if (u.id) {
+      api('GET', '/api/auth/oidc/identities')
+        .then((list) => {
+          const names = (list || []).map((p) => p.name);
+          const el = $('account-signin');
+          if (!names.length && u.has_password) return;
+          el.textContent = names.length
+            ? `You sign in ${u.has_password ? 'with your password or ' : ''}with ${names.join(', ')}.`
+            : 'This account has no password and no linked sign-in provider yet.';
+          el.hidden = false;
+        })
+        .catch(() => {});
+    }
   }
 
   async function openAccount(user, opts) {
@@ -672,7 +738,7 @@
       main.className = 'list-main';
       const title = document.createElement('div');
       title.className = 'list-title';
-      title.textContent = info.label;
+      title.textContent = e.detail ? `${info.label} (${e.detail})` : info.label;
       const meta = document.createElement('div');
       meta.className = 'list-meta';
       const time = document.createElement('time');
@@ -954,7 +1020,8 @@
     const how = `Confirm with a code from your authenticator app or a backup code${hasPassword ? ', and your password' : ''}.`;
     if (action === 'disable') {
       $('confirm-title').textContent = 'Turn off two-step verification';
-      $('confirm-lead').textContent = `Your account will then be protected by your password only, and your backup codes stop working. ${how}`;
+      const first = hasPassword ? 'your password' : 'your sign-in provider';
+      $('confirm-lead').textContent = `Your account will then be protected by ${first} only, and your backup codes stop working. ${how}`;
       $('confirm-submit').textContent = 'Turn off';
       $('confirm-submit').className = 'btn btn-danger';
     } else {

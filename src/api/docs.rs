@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Paths, PathsBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{account, auth, authz, health, mfa, tokens};
+use super::{account, auth, authz, health, mfa, oidc, tokens};
 
 /// Every error answer: `{error, message, code, details?, retryAfter?}`.
 #[derive(Serialize, ToSchema)]
@@ -107,6 +107,7 @@ impl Modify for Credentials {
         mfa::events, mfa::pending, mfa::qr,
         tokens::create, tokens::list, tokens::revoke,
         authz::forward_auth, authz::auth_request, authz::return_to,
+        oidc::providers, oidc::identities, oidc::start, oidc::callback,
         openapi_json,
     ),
     components(schemas(ErrorBody, Ok, BackupCodes)),

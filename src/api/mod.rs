@@ -6,6 +6,7 @@ pub mod authz;
 pub mod docs;
 pub mod health;
 pub mod mfa;
+pub mod oidc;
 pub mod tokens;
 
 use rocket::Route;
@@ -22,6 +23,7 @@ pub fn routes() -> Vec<Route> {
     r.extend(tokens::routes());
     r.extend(docs::routes());
     r.extend(authz::routes());
+    r.extend(oidc::routes());
     r
 }
 

@@ -135,19 +135,30 @@ pub fn login(app: &App, req: LoginRequest) -> ApiResult<LoginOutcome> {
             let s = session::create(app, tx, rec.user.id, now, false, &req.client)?;
             return Ok(LoginOutcome::Session(rec.user, s));
         }
-        let jti = random_token(16);
-        repo::create_challenge(tx, &jti, rec.user.id, now + PENDING_TTL)?;
-        let claims = jwt::Claims {
-            sub: rec.user.id.to_string(),
-            sid: None,
-            jti: Some(jti),
-            iat: now,
-            exp: now + PENDING_TTL,
-            typ: jwt::MFA_PENDING.into(),
-        };
-        let token = jwt::sign(&app.keys.jwt, &claims).map_err(ApiError::internal)?;
-        Ok(LoginOutcome::MfaRequired(token))
+        Ok(LoginOutcome::MfaRequired(pending_token(
+            app,
+            tx,
+            rec.user.id,
+            now,
+        )?))
     })
+}
+
+/// Starts the second sign-in step for an account with MFA on, after its first factor (a
+/// password, or an OpenID provider): a single-use challenge and the `mfa_pending` JWT naming
+/// it, for `POST /api/auth/mfa/verify`.
+pub fn pending_token(app: &App, tx: &Connection, user_id: i64, now: i64) -> ApiResult<String> {
+    let jti = random_token(16);
+    repo::create_challenge(tx, &jti, user_id, now + PENDING_TTL)?;
+    let claims = jwt::Claims {
+        sub: user_id.to_string(),
+        sid: None,
+        jti: Some(jti),
+        iat: now,
+        exp: now + PENDING_TTL,
+        typ: jwt::MFA_PENDING.into(),
+    };
+    jwt::sign(&app.keys.jwt, &claims).map_err(ApiError::internal)
 }
 
 /// The setup request.

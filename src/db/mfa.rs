@@ -254,7 +254,8 @@ pub struct Event {
     pub ip: Option<String>,
     /// Client user agent, when known.
     pub user_agent: Option<String>,
-    /// What the event was about, when it says (forward-auth refusals).
+    /// More about the event: the rule, host and path of `forward_auth_denied`, the failure
+    /// code of `oidc_failure`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
