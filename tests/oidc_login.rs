@@ -475,7 +475,7 @@ fn operator_links_a_password_account_lists_and_unlinks_it() {
     );
     let list = cli(&dir, &["user", "list"]);
     assert!(
-        list.contains("pat@example.com\tTest User\t\toidc:testidp"),
+        list.contains("pat@example.com\tTest User\t\tgroups=\toidc:testidp"),
         "{list}"
     );
     let jwt = signed_in(e.sign_in("pat"), "/");

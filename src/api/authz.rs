@@ -9,7 +9,6 @@ use rocket::response::{self, Responder, Response};
 use rocket::serde::json::Json;
 use rocket::{get, routes, Route, State};
 
-
 use super::docs::ErrorBody;
 use crate::auth::request::ClientInfo;
 use crate::auth::return_to::safe_return;
