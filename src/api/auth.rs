@@ -94,7 +94,7 @@ struct CodeBody {
 #[utoipa::path(security(("pending" = [])), request_body = CodeBody, responses(
     (status = 200, description = "Signed in", body = User),
     (status = 400, description = "`VALIDATION_ERROR`", body = ErrorBody),
-    (status = 401, description = "`MFA_PENDING_INVALID`, `INVALID_CODE`", body = ErrorBody),
+    (status = 401, description = "`MFA_PENDING_INVALID` (no live sign-in), `MFA_PENDING_LOCKED` (cancelled after 5 wrong codes), `INVALID_CODE` (`details.reason` `clock_drift` when the code is from a few minutes off; `details.attempts_left` from the 3rd wrong code), `CODE_ALREADY_USED` (a replayed TOTP)", body = ErrorBody),
     (status = 403, description = "`CSRF_REJECTED`", body = ErrorBody),
     (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
     (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
@@ -141,7 +141,7 @@ async fn verify(
             Ok(Json(user))
         }
         Err(e) => {
-            if e.code == "MFA_PENDING_INVALID" {
+            if e.code == "MFA_PENDING_INVALID" || e.code == "MFA_PENDING_LOCKED" {
                 session::expire(app, jar, PENDING_COOKIE);
             }
             Err(e)

@@ -133,7 +133,7 @@ struct Created {
 /// is on) in the body.
 #[utoipa::path(request_body = NewToken, responses(
     (status = 201, description = "The token, shown once", body = Created),
-    (status = 400, description = "`VALIDATION_ERROR`, `INVALID_CODE`", body = ErrorBody),
+    (status = 400, description = "`VALIDATION_ERROR`, `INVALID_CODE`, `CODE_ALREADY_USED`", body = ErrorBody),
     (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
     (status = 403, description = "`REAUTH_REQUIRED`, `CSRF_REJECTED`", body = ErrorBody),
     (status = 409, description = "`TOKEN_LIMIT`", body = ErrorBody),
