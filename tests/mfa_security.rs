@@ -139,6 +139,7 @@ fn code_lockout_counts_across_endpoints_and_survives_restart() {
         let res = s
             .client
             .post("/api/auth/mfa/verify")
+            .header(ContentType::JSON)
             .cookie(cookie("slugbase.mfa_pending", &pending))
             .body(r#"{"code":"000000"}"#)
             .dispatch();

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Paths, PathsBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{account, auth, health, mfa, tokens};
+use super::{account, auth, health, mfa, probe, tokens};
 
 /// Every error answer: `{error, message, code, details?, retryAfter?}`.
 #[derive(Serialize, ToSchema)]
@@ -106,6 +106,7 @@ impl Modify for Credentials {
         mfa::begin, mfa::confirm, mfa::cancel, mfa::disable, mfa::regenerate, mfa::status,
         mfa::events, mfa::pending, mfa::qr,
         tokens::create, tokens::list, tokens::revoke,
+        probe::session,
         openapi_json,
     ),
     components(schemas(ErrorBody, Ok, BackupCodes)),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod docs;
 pub mod health;
 pub mod mfa;
+pub mod probe;
 pub mod tokens;
 
 use rocket::Route;
@@ -19,6 +20,7 @@ pub fn routes() -> Vec<Route> {
     r.extend(account::routes());
     r.extend(mfa::routes());
     r.extend(tokens::routes());
+    r.extend(probe::routes());
     r.extend(docs::routes());
     r
 }

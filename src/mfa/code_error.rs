@@ -18,6 +18,9 @@ pub enum CodeFailure {
     Drift,
 }
 
+/// Wrong codes that cancel a pending sign-in.
+pub const PENDING_MAX_FAILURES: i64 = 5;
+
 /// Wrong codes in a row after which the answer tells how many attempts are left.
 pub const SHOW_ATTEMPTS_FROM: i64 = 3;
 

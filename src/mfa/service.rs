@@ -8,7 +8,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::backup::{self, CodeInput};
-use super::code_error::{code_error, pending_locked, CodeFailure};
+use super::code_error::{code_error, pending_locked, CodeFailure, PENDING_MAX_FAILURES};
 use super::{otpauth_url, seal, secret_base32, totp};
 use crate::auth::password;
 use crate::db::users::{self, User, UserRecord};
@@ -432,7 +432,7 @@ pub fn verify_login(
             "The sign-in step expired. Please sign in again",
         )
     };
-    let max = 5;
+    let max = PENDING_MAX_FAILURES;
     let ch = repo::challenge(tx, jti)?.ok_or_else(pending_invalid)?;
     if ch.user_id == user_id && ch.failures >= max {
         return Err(pending_locked());
