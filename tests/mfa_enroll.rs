@@ -430,7 +430,8 @@ fn events_are_recorded_newest_first_without_secrets() {
             "confirm_success",
             "begin",
             "cancel",
-            "begin"
+            "begin",
+            "password_sign_in"
         ]
     );
     assert_eq!(events[6]["user_agent"], "test-agent/1.0");

@@ -157,9 +157,20 @@ async fn verify(
     (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
 ))]
 #[post("/auth/logout")]
-async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiResult<Json<Value>> {
+async fn logout(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    jar: &CookieJar<'_>,
+) -> ApiResult<Json<Value>> {
     if let Some(sid) = user.session_id() {
-        app.db.write(move |c| sessions::revoke(c, sid)).await?;
+        let (uid, now, au) = (user.user.id, app.now(), audit(&client));
+        app.db
+            .write(move |c| {
+                sessions::revoke(c, sid)?;
+                service::event(c, uid, "signed_out", now, &au)
+            })
+            .await?;
     }
     session::clear_cookies(app, jar);
     Ok(Json(json!({ "ok": true })))

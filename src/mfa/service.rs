@@ -68,8 +68,15 @@ pub fn already_enabled() -> ApiError {
     )
 }
 
-/// A code check: `Err` says why the code was refused.
-type Spent = Result<(), CodeFailure>;
+/// A code check: which kind of code was spent, or why the code was refused.
+type Spent = Result<CodeKind, CodeFailure>;
+
+/// Which kind of code was spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeKind {
+    Totp,
+    Backup,
+}
 
 /// The error for a refused code, after [`failed`] counted it: the attempts left are the
 /// account's (`mfa_failures_per_account` in the failure window).
@@ -133,7 +140,9 @@ fn spend_totp(
 ) -> ApiResult<Spent> {
     let secret = unsealed(app, rec)?;
     match totp::verify(&secret, code, now, rec.mfa_last_step) {
-        totp::Check::Accepted(step) if repo::accept_step(tx, rec.user.id, step)? => Ok(Ok(())),
+        totp::Check::Accepted(step) if repo::accept_step(tx, rec.user.id, step)? => {
+            Ok(Ok(CodeKind::Totp))
+        }
         totp::Check::Accepted(_) | totp::Check::Replay => {
             event(tx, rec.user.id, "totp_replay_rejected", now, a)?;
             Ok(Err(CodeFailure::Replay))
@@ -143,7 +152,8 @@ fn spend_totp(
     }
 }
 
-/// Checks a TOTP or an unused backup code (consuming it).
+/// Checks a TOTP or an unused backup code (consuming it). The caller audits a spent backup
+/// code (a sign-in with one is one event, not two).
 fn spend_code(
     app: &App,
     tx: &Connection,
@@ -159,8 +169,7 @@ fn spend_code(
             if !repo::spend_backup_code(tx, rec.user.id, &h, now)? {
                 return Ok(Err(CodeFailure::Wrong));
             }
-            event(tx, rec.user.id, "backup_code_used", now, a)?;
-            Ok(Ok(()))
+            Ok(Ok(CodeKind::Backup))
         }
         CodeInput::Malformed => Ok(Err(CodeFailure::Wrong)),
     }
@@ -349,9 +358,13 @@ pub fn spend_step_code(
     let (user_id, now) = (rec.user.id, app.now());
     require_enabled(rec)?;
     lockout(app, tx, user_id, now, a)?;
-    if let Err(why) = spend_code(app, tx, rec, code, now, a)? {
-        failed(tx, user_id, fail_event, now, a)?;
-        return Err(refused(app, tx, user_id, Status::BadRequest, why));
+    match spend_code(app, tx, rec, code, now, a)? {
+        Err(why) => {
+            failed(tx, user_id, fail_event, now, a)?;
+            return Err(refused(app, tx, user_id, Status::BadRequest, why));
+        }
+        Ok(CodeKind::Backup) => event(tx, user_id, "backup_code_used", now, a)?,
+        Ok(CodeKind::Totp) => {}
     }
     repo::clear_failures(tx, "mfa", &user_id.to_string())
 }
@@ -449,22 +462,43 @@ pub fn verify_login(
     if !repo::spend_challenge(tx, jti, max)? {
         return Err(pending_invalid());
     }
-    if let Err(why) = spend_code(app, tx, &rec, code, now, a)? {
-        repo::reopen_challenge_after_failure(tx, jti)?;
-        failed(tx, user_id, "verify_failure", now, a)?;
-        // This sign-in's own count (5) usually runs out before the account's (10).
-        let wrong = ch.failures + 1;
-        if wrong >= max {
-            return Err(pending_locked());
-        }
-        let account_left =
-            app.config.mfa_failures_per_account as i64 - account_failures(app, tx, user_id)?;
-        let left = (max - wrong).min(account_left);
-        return Err(code_error(Status::Unauthorized, why, wrong, left));
-    }
+    let kind = spend_code(app, tx, &rec, code, now, a);
+    let kind = match kind? {
+        Ok(kind) => kind,
+        Err(why) => return Err(login_code_refused(app, tx, jti, &ch, why, a)?),
+    };
     repo::clear_failures(tx, "mfa", &user_id.to_string())?;
-    event(tx, user_id, "verify_success", now, a)?;
+    // A sign-in with a backup code is one event that says so.
+    let name = match kind {
+        CodeKind::Totp => "verify_success",
+        CodeKind::Backup => "verify_backup_success",
+    };
+    event(tx, user_id, name, now, a)?;
     Ok(rec)
+}
+
+/// Counts a wrong code against the pending sign-in and the account; the error says how many
+/// attempts are left, or that the fifth wrong code cancelled the sign-in.
+fn login_code_refused(
+    app: &App,
+    tx: &Connection,
+    jti: &str,
+    ch: &repo::Challenge,
+    why: CodeFailure,
+    a: &Audit,
+) -> ApiResult<ApiError> {
+    let (user_id, now, max) = (ch.user_id, app.now(), PENDING_MAX_FAILURES);
+    repo::reopen_challenge_after_failure(tx, jti)?;
+    failed(tx, user_id, "verify_failure", now, a)?;
+    // This sign-in's own count (5) usually runs out before the account's (10).
+    let wrong = ch.failures + 1;
+    if wrong >= max {
+        return Ok(pending_locked());
+    }
+    let account_left =
+        app.config.mfa_failures_per_account as i64 - account_failures(app, tx, user_id)?;
+    let left = (max - wrong).min(account_left);
+    Ok(code_error(Status::Unauthorized, why, wrong, left))
 }
 
 /// Clears MFA for a user who lost their device (CLI), and ends every session, pending sign-in
