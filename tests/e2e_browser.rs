@@ -276,6 +276,17 @@ fn walk(ctx: &Ctx<'_>, setup_link: &str, shots: &mut Shots, downloads: &Path) {
     // now says that the server is set up and leads to the sign-in page.
     sign_out(b);
     b.wait_text("#login-help", "administrator");
+    // The signed-out page load asks GET /api/auth/session, which answers 200: no request of
+    // the page failed (nothing for the console to report).
+    b.goto(&format!("{}/login", server.base));
+    b.wait_visible("#login-form");
+    let failed = b.exec(
+        "return performance.getEntriesByType('resource')
+           .concat(performance.getEntriesByType('navigation'))
+           .filter(e => e.responseStatus >= 400).map(e => e.name + ' ' + e.responseStatus);",
+        json!([]),
+    );
+    assert_eq!(failed, json!([]), "requests of the sign-in page failed");
     ctx.axe("login");
     shots.take(b, "login");
     b.goto(setup_link);
@@ -535,6 +546,7 @@ fn walk(ctx: &Ctx<'_>, setup_link: &str, shots: &mut Shots, downloads: &Path) {
     b.wait_text("#confirm-code-label", "Backup code");
     b.fill("#confirm-code", &codes[1]);
     b.fill("#confirm-password", PASSWORD);
+    ctx.axe("confirm with a code");
     shots.take(b, "regenerate");
     b.click("#confirm-submit");
     b.wait_visible("#codes-panel");
