@@ -242,6 +242,12 @@ fn allowed_methods(req: &Request<'_>) -> Vec<String> {
 
 #[catch(default)]
 fn catch_all(status: Status, req: &Request<'_>) -> ApiError {
+    caught(status, req)
+}
+
+/// The JSON error a catcher answers for `status`: a guard's stashed error, a 405 with `Allow`
+/// for a path routed only for other methods, or the generic error of the status.
+pub fn caught(status: Status, req: &Request<'_>) -> ApiError {
     let stashed = req
         .local_cache(GuardError::default)
         .0

@@ -109,6 +109,7 @@ pub fn rocket_for(figment: Figment, app: App) -> Rocket<Build> {
         .mount("/api", api::routes())
         .mount("/", web::routes())
         .register("/", error::catchers())
+        .register("/", web::catchers())
         .attach(fairings::request_log::RequestLog)
         .attach(fairings::headers::SecurityHeaders)
         .attach(AdHoc::on_liftoff("announce", |rocket| {

@@ -23,6 +23,9 @@
     enrollResumed: false, // the enroll panel shows a key begun earlier (GET .../enroll/pending)
     tokenReauth: false, // creating a token needs the password (and a code) in the body
     tokenCodeMode: 'totp',
+    pendingEmail: '', // the account of a sign-in waiting for its code (GET /api/auth/session)
+    eventsNext: null, // `before` cursor of the next (older) page of security activity
+    sessions: [], // last GET /api/auth/sessions
   };
 
   // Forward-auth: where the person was going (`rd`), and whether an application sent them to
@@ -145,10 +148,57 @@
         return 'Choose a stronger password: 12 to 256 characters, and not a common one.';
       case 'SESSION_NOT_FOUND':
         return 'That session has already ended.';
+      case 'MFA_PENDING_LOCKED':
+        return 'Too many wrong codes: this sign-in was cancelled. Sign in again with your password.';
+      case 'CODE_ALREADY_USED':
+        return codeErrorText(err, mode, 'confirm');
       default:
         if (err.status >= 500) return 'The server ran into a problem. Please try again in a moment.';
         return err.message;
     }
+  }
+
+  /**
+   * Words for a refused code, by where it was typed: `context` is 'signin' (the second
+   * sign-in step), 'setup' (confirming a new authenticator app) or 'confirm' (turning
+   * off, new backup codes, creating a token). Tells a wrong code, a replayed one and one
+   * from a phone whose clock is off apart, and says how many attempts are left.
+   */
+  function codeErrorText(err, mode, context) {
+    const details = err.details || {};
+    let text;
+    if (err.code === 'RATE_LIMITED') {
+      const wait = err.retryAfter ? ` Try again in ${retryText(err.retryAfter).replace(/^Too many attempts\. Try again in /, '').replace(/\.$/, '')}.` : ' Try again later.';
+      return (
+        'Too many wrong codes: code entry is paused for this account, and backup codes are blocked too.' +
+        wait +
+        ' If you cannot get in, an administrator can reset two-step verification for your account.'
+      );
+    }
+    if (err.code === 'CODE_ALREADY_USED') {
+      text =
+        context === 'setup'
+          ? 'Wait for the next code in your app, then enter that one. A new code appears every 30 seconds.'
+          : 'That code was already used. Wait for the next code in your app (a new one appears every 30 seconds) and enter it.';
+    } else if (mode === 'backup') {
+      text = 'That backup code is not valid or has already been used.';
+    } else if (details.reason === 'clock_drift') {
+      text =
+        'That code is from a different time: the clock on your phone seems to be off. ' +
+        'Turn on automatic date and time in its settings, then enter the new code.';
+    } else if (context === 'setup') {
+      text =
+        'That code does not match this key. Check that your app shows the slugbase entry you just added ' +
+        '(scanned from the QR code here, or with the key typed exactly), then enter the code it shows now.';
+    } else {
+      text = 'That code is not correct. Check that you use the slugbase entry for this account and enter the code your app shows now.';
+    }
+    if (typeof details.attempts_left === 'number') {
+      const n = details.attempts_left;
+      const left = n === 0 ? 'No attempts are left' : `${n === 1 ? '1 attempt is' : `${n} attempts are`} left`;
+      text += context === 'signin' ? ` ${left} before this sign-in is cancelled.` : ` ${left} before code entry is paused.`;
+    }
+    return text;
   }
 
   /** Shows `text` in an alert region; repeats of the same text are re-announced. */
@@ -178,13 +228,37 @@
 
   function markInvalid(input, invalid) {
     if (invalid) input.setAttribute('aria-invalid', 'true');
-    else input.removeAttribute('aria-invalid');
+    else {
+      input.removeAttribute('aria-invalid');
+      const msg = $(`${input.id}-error`);
+      if (msg) msg.textContent = '';
+    }
   }
 
-  /** Shows an error for one field, marks it and moves the focus there. */
+  /**
+   * The error line under a field (made on first use): `<p id="<input>-error">`, named in
+   * the field's aria-describedby next to its hint, so a screen reader reads it with the field.
+   */
+  function fieldErrorLine(input) {
+    const id = `${input.id}-error`;
+    let msg = $(id);
+    if (!msg) {
+      msg = document.createElement('p');
+      msg.id = id;
+      msg.className = 'field-error';
+      msg.setAttribute('aria-live', 'polite');
+      (input.closest('.inline-form, .pw-wrap') || input).after(msg);
+      const described = (input.getAttribute('aria-describedby') || '').split(/\s+/).filter(Boolean);
+      if (!described.includes(id)) input.setAttribute('aria-describedby', [id, ...described].join(' '));
+    }
+    return msg;
+  }
+
+  /** Shows an error under one field, marks it and moves the focus there. */
   function fieldError(alertId, inputId, text) {
-    setAlert(alertId, text);
+    setAlert(alertId, '');
     const input = $(inputId);
+    setAlert(fieldErrorLine(input).id, text);
     markInvalid(input, true);
     input.focus();
     if (typeof input.select === 'function') input.select();
@@ -198,7 +272,7 @@
   }
 
   function clearInvalid(form) {
-    form.querySelectorAll('[aria-invalid]').forEach((el) => el.removeAttribute('aria-invalid'));
+    form.querySelectorAll('[aria-invalid]').forEach((el) => markInvalid(el, false));
   }
 
   // ------------------------------------------------------------ Formatting
@@ -264,6 +338,15 @@
     oidc_linked: ['Linked to a sign-in provider', 'warn'],
     oidc_unlinked: ['Unlinked from a sign-in provider', 'warn'],
     oidc_failure: ['Refused a sign-in through a provider', 'bad'],
+    password_sign_in: ['Signed in with the password', 'good'],
+    password_failure: ['Wrong password at sign-in', 'bad'],
+    verify_backup_success: ['Signed in with a backup code', 'warn'],
+    reauth_failure: ['Wrong password or code when confirming it was you', 'bad'],
+    token_created: ['Created an API token', ''],
+    token_revoked: ['Revoked an API token', ''],
+    signed_out: ['Signed out', ''],
+    session_ended: ['Signed out a session', ''],
+    other_sessions_ended: ['Signed out everywhere else', ''],
   };
 
   function eventInfo(name) {
@@ -286,6 +369,18 @@
     mfa: 'Two-step verification',
     account: 'Your account',
   };
+
+  /**
+   * `GET /api/auth/session`: 200 in every state (so a signed-out load logs no error),
+   * `{signed_in, user?, mfa_pending?: {email}}`.
+   */
+  async function probeSession() {
+    try {
+      return { state: (await api('GET', '/api/auth/session')) || {}, error: '' };
+    } catch (err) {
+      return { state: {}, error: errorText(err) };
+    }
+  }
 
   function setPath(path, replace) {
     if (location.pathname + location.search === path) return;
@@ -321,13 +416,6 @@
       return;
     }
     const query = new URLSearchParams(location.search);
-    if (location.pathname === '/login' && query.get('mfa') === '1') {
-      // The provider signed the person in; the second step is next (the pending cookie is
-      // HttpOnly, so verify itself tells whether it is still valid).
-      setPath('/login', true);
-      openMfa();
-      return;
-    }
     const oidcError = query.get('error');
     if (location.pathname === '/login' && oidcError) {
       setPath('/login', true);
@@ -336,13 +424,15 @@
       });
       return;
     }
-    let user = null;
-    let error = '';
-    try {
-      user = await api('GET', '/api/auth/me');
-    } catch (err) {
-      if (err.status !== 401) error = errorText(err);
-    }
+    const probe = await probeSession();
+    const user = probe.state.signed_in ? probe.state.user : null;
+    const error = probe.error;
+    const pending = probe.state.mfa_pending;
+    // The provider signed the person in (/login?mfa=1), or a reload or Back/Forward landed
+    // on the code step, while the sign-in still waits for its code.
+    const codeStep =
+      (location.pathname === '/login' && query.get('mfa') === '1') ||
+      location.pathname === '/login/code';
     if (user && state.rd && !state.enrollFor && location.pathname === '/login') {
       // An application sent a signed-in person here: it needs a new sign-in (with the
       // second step).
@@ -353,9 +443,13 @@
     } else if (user) {
       setPath('/account', true);
       await openAccount(user, state.enrollFor ? { notice: 'The application you opened asks for two-step verification. Set it up below; you will then be sent back.' } : undefined);
+    } else if (codeStep && pending) {
+      setPath('/login/code', true);
+      openMfa(pending.email);
     } else {
+      const ended = location.pathname === '/login/code' && !error;
       setPath('/login', true);
-      openLogin({ error });
+      openLogin({ error: error || (ended ? 'Your sign-in attempt expired. Please sign in again with your password.' : '') });
     }
   }
 
@@ -478,7 +572,8 @@
       const res = await api('POST', '/api/auth/login', body);
       $('login-password').value = '';
       if (res && res.mfa_required) {
-        openMfa();
+        setPath('/login/code');
+        openMfa(email);
       } else if (leaveFor(res && res.redirect_to)) {
         // Back to the application.
       } else {
@@ -487,7 +582,9 @@
       }
     } catch (err) {
       if (err.code === 'INVALID_CREDENTIALS') {
-        fieldError('login-error', 'login-password', errorText(err));
+        setAlert('login-error', errorText(err));
+        markInvalid($('login-password'), true);
+        $('login-password').focus();
       } else {
         setAlert('login-error', errorText(err));
       }
@@ -549,7 +646,10 @@
         : 'Enter the 6-digit code from your authenticator app.';
   }
 
-  function openMfa() {
+  function openMfa(email) {
+    state.pendingEmail = email || state.pendingEmail || '';
+    $('mfa-account-email').textContent = state.pendingEmail;
+    $('mfa-account').hidden = !state.pendingEmail;
     setMfaMode('totp');
     setAlert('mfa-error', '');
     show('mfa', 'mfa-code');
@@ -561,7 +661,10 @@
     $('mfa-code').focus();
   });
 
-  $('mfa-start-over').addEventListener('click', () => openLogin());
+  $('mfa-start-over').addEventListener('click', () => {
+    setPath('/login');
+    openLogin();
+  });
 
   $('mfa-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -582,10 +685,13 @@
       setPath('/account');
       await openAccount(user, { afterBackup: mode === 'backup' });
     } catch (err) {
-      if (err.code === 'MFA_PENDING_INVALID') {
+      if (err.code === 'MFA_PENDING_INVALID' || err.code === 'MFA_PENDING_LOCKED') {
+        setPath('/login', true);
         openLogin({ error: errorText(err) });
-      } else if (err.code === 'INVALID_CODE') {
-        fieldError('mfa-error', 'mfa-code', errorText(err, mode));
+      } else if (err.code === 'INVALID_CODE' || err.code === 'CODE_ALREADY_USED') {
+        fieldError('mfa-error', 'mfa-code', codeErrorText(err, mode, 'signin'));
+      } else if (err.code === 'RATE_LIMITED') {
+        setAlert('mfa-error', codeErrorText(err, mode, 'signin'));
       } else {
         setAlert('mfa-error', errorText(err, mode));
       }
@@ -598,7 +704,7 @@
 
   /** Handles a 401 on an account call: the session is gone, so back to sign-in. */
   function sessionEnded(err) {
-    if (err && err.status === 401 && err.code !== 'INVALID_PASSWORD' && err.code !== 'INVALID_CODE') {
+    if (err && err.status === 401 && !['INVALID_PASSWORD', 'INVALID_CODE', 'CODE_ALREADY_USED'].includes(err.code)) {
       setPath('/login');
       openLogin({ error: 'Your session has ended. Please sign in again.' });
       return true;
@@ -658,13 +764,13 @@
   }
 
   async function refreshAccount() {
-    await Promise.all([refreshMfa(), refreshTokens()]);
+    await Promise.all([refreshMfa(), refreshTokens(), refreshSessions()]);
   }
 
   async function refreshMfa() {
     const [status, events] = await Promise.allSettled([
       api('GET', '/api/auth/mfa/status'),
-      api('GET', '/api/auth/mfa/events'),
+      api('GET', `/api/auth/mfa/events?limit=${EVENTS_PAGE}`),
     ]);
     for (const r of [status, events]) {
       if (r.status === 'rejected' && sessionEnded(r.reason)) return;
@@ -675,7 +781,7 @@
       setAlert('account-error', `Could not load the two-step verification status. ${errorText(status.reason)}`);
     }
     renderMfa();
-    if (events.status === 'fulfilled') renderEvents(events.value || []);
+    if (events.status === 'fulfilled') renderEvents(events.value || [], false);
   }
 
   function renderMfa() {
@@ -695,6 +801,12 @@
           : `${n === 1 ? '1 unused backup code' : `${n} unused backup codes`} left.`);
     } else if (s) {
       summary = 'Protect your account with a second step: after your password, enter a code from an authenticator app on your phone.';
+    }
+    const unsaved = s && on && p !== 'codes' && codesUnsavedSince();
+    if (unsaved) {
+      summary +=
+        ` Your newest backup codes (made ${fmtDateTime(unsaved)}) were not confirmed as saved. ` +
+        'If you did not save them, get new ones now.';
     }
     $('mfa-summary').textContent = summary;
     // A pending setup: either its key is shown again below (resumed), or it could not
@@ -716,18 +828,19 @@
     $('confirm-panel').hidden = p !== 'confirm';
   }
 
-  const EVENTS_SHOWN = 8;
+  // Security activity comes a page at a time; "Show more" asks for the next older page.
+  const EVENTS_PAGE = 10;
 
-  function renderEvents(events) {
+  /** Shows a page of events: the newest (`append` false) or the next older one. */
+  function renderEvents(page, append) {
+    const events = append ? state.events.concat(page) : page;
     state.events = events;
+    state.eventsNext = page.length === EVENTS_PAGE ? page[page.length - 1].id : null;
     const list = $('events-list');
-    list.replaceChildren();
+    if (!append) list.replaceChildren();
     $('events-empty').hidden = events.length > 0;
-    const more = $('events-more');
-    more.hidden = events.length <= EVENTS_SHOWN;
-    more.textContent = state.eventsAll ? 'Show fewer' : `Show all ${events.length}`;
-    more.setAttribute('aria-expanded', String(!!state.eventsAll));
-    for (const e of state.eventsAll ? events : events.slice(0, EVENTS_SHOWN)) {
+    $('events-more').hidden = !state.eventsNext;
+    for (const e of page) {
       const info = eventInfo(e.event);
       const li = document.createElement('li');
       li.className = `event-row${info.tone ? ` event-${info.tone}` : ''}`;
@@ -755,9 +868,27 @@
     }
   }
 
-  $('events-more').addEventListener('click', () => {
-    state.eventsAll = !state.eventsAll;
-    renderEvents(state.events || []);
+  $('events-more').addEventListener('click', async (ev) => {
+    const button = ev.currentTarget;
+    if (!state.eventsNext) return;
+    busy(button, true);
+    try {
+      const before = encodeURIComponent(state.eventsNext);
+      const page = (await api('GET', `/api/auth/mfa/events?before=${before}&limit=${EVENTS_PAGE}`)) || [];
+      const shown = state.events.length;
+      renderEvents(page, true);
+      announce(page.length ? `${plural(page.length, 'older event')} shown.` : 'No older events.');
+      const first = $('events-list').children[shown];
+      if (first) {
+        first.tabIndex = -1;
+        first.focus();
+      }
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      setAlert('account-error', `Could not load older activity. ${errorText(err)}`);
+    } finally {
+      busy(button, false);
+    }
   });
 
   // --------------------------------------------------------- Enrollment
@@ -919,8 +1050,10 @@
         setAlert('account-error', errorText(err));
         await refreshMfa();
         $('mfa-card-title').focus();
-      } else if (err.code === 'INVALID_CODE') {
-        fieldError('enroll-error', 'enroll-code', errorText(err, 'totp'));
+      } else if (err.code === 'INVALID_CODE' || err.code === 'CODE_ALREADY_USED') {
+        fieldError('enroll-error', 'enroll-code', codeErrorText(err, 'totp', 'setup'));
+      } else if (err.code === 'RATE_LIMITED') {
+        setAlert('enroll-error', codeErrorText(err, 'totp', 'setup'));
       } else {
         setAlert('enroll-error', errorText(err, 'totp'));
       }
@@ -962,9 +1095,44 @@
     $('codes-copy').dataset.text = codes.join('\n');
     $('codes-saved').checked = false;
     $('codes-continue').disabled = true;
+    markCodesUnsaved(true);
     renderMfa();
     $('codes-title').focus();
   }
+
+  // New backup codes not yet confirmed as saved: the browser asks before the page is left,
+  // and after a reload the status says so (the old codes are already dead by then).
+  function unsavedKey() {
+    return `slugbase.codes-unsaved.${(state.user && state.user.id) || ''}`;
+  }
+
+  function markCodesUnsaved(on) {
+    try {
+      if (on) localStorage.setItem(unsavedKey(), new Date().toISOString());
+      else localStorage.removeItem(unsavedKey());
+    } catch (_) {
+      // Storage off: the prompt before leaving still works.
+    }
+  }
+
+  function codesUnsavedSince() {
+    try {
+      return localStorage.getItem(unsavedKey());
+    } catch (_) {
+      return null;
+    }
+  }
+
+  /** Whether leaving now would lose backup codes that were not confirmed as saved. */
+  function codesAtRisk() {
+    return state.panel === 'codes' && !$('codes-saved').checked;
+  }
+
+  window.addEventListener('beforeunload', (ev) => {
+    if (!codesAtRisk()) return;
+    ev.preventDefault();
+    ev.returnValue = '';
+  });
 
   function clearCodes() {
     $('backup-codes').replaceChildren();
@@ -991,6 +1159,7 @@
 
   $('codes-continue').addEventListener('click', async () => {
     if (!$('codes-saved').checked) return;
+    markCodesUnsaved(false);
     const context = state.codesContext;
     state.panel = null;
     clearCodes();
@@ -1096,8 +1265,10 @@
       } else if (err.code === 'PASSWORD_REQUIRED') {
         $('confirm-password-field').hidden = false;
         fieldError('confirm-error', 'confirm-password', errorText(err));
-      } else if (err.code === 'INVALID_CODE') {
-        fieldError('confirm-error', 'confirm-code', errorText(err, mode));
+      } else if (err.code === 'INVALID_CODE' || err.code === 'CODE_ALREADY_USED') {
+        fieldError('confirm-error', 'confirm-code', codeErrorText(err, mode, 'confirm'));
+      } else if (err.code === 'RATE_LIMITED') {
+        setAlert('confirm-error', codeErrorText(err, mode, 'confirm'));
       } else if (err.code === 'MFA_NOT_ENABLED') {
         state.panel = null;
         setAlert('account-error', errorText(err));
@@ -1276,8 +1447,8 @@
         }
       } else if (err.code === 'INVALID_PASSWORD' && state.tokenReauth) {
         fieldError('tokens-error', 'token-password', errorText(err));
-      } else if (err.code === 'INVALID_CODE' && state.tokenReauth && !$('token-code-field').hidden) {
-        fieldError('tokens-error', 'token-code', errorText(err, mode));
+      } else if ((err.code === 'INVALID_CODE' || err.code === 'CODE_ALREADY_USED') && state.tokenReauth && !$('token-code-field').hidden) {
+        fieldError('tokens-error', 'token-code', codeErrorText(err, mode, 'confirm'));
       } else if (err.code === 'VALIDATION_ERROR') {
         const field = err.details && err.details.field === 'expires_in_days' ? 'token-expiry' : 'token-name';
         fieldError('tokens-error', field, errorText(err));
@@ -1310,10 +1481,17 @@
     setTokenReauth(false);
     $('confirm-code').value = '';
     $('confirm-password').value = '';
+    $('password-form').reset();
+    setAlert('password-notice', '');
+    setAlert('password-error', '');
+    hidePasswords();
   }
 
   $('logout-button').addEventListener('click', async (ev) => {
     const button = ev.currentTarget;
+    if (codesAtRisk() && !window.confirm('Your new backup codes are not confirmed as saved and will not be shown again. Sign out anyway?')) {
+      return;
+    }
     busy(button, true);
     try {
       await api('POST', '/api/auth/logout');
@@ -1380,7 +1558,185 @@
     }
   }
 
+  // ------------------------------------------------ Show-password toggles
+
+  /** Puts a "Show" button into every password field (they are plain text while shown). */
+  function addPasswordToggles() {
+    document.querySelectorAll('input[type="password"]').forEach((input) => {
+      const wrap = document.createElement('div');
+      wrap.className = 'pw-wrap';
+      input.before(wrap);
+      wrap.append(input);
+      const toggle = document.createElement('button');
+      toggle.type = 'button';
+      toggle.className = 'pw-toggle';
+      toggle.textContent = 'Show';
+      toggle.setAttribute('aria-pressed', 'false');
+      toggle.setAttribute('aria-controls', input.id);
+      const label = document.querySelector(`label[for="${input.id}"]`);
+      toggle.setAttribute('aria-label', `Show ${label ? label.textContent.trim().toLowerCase() : 'password'}`);
+      toggle.addEventListener('click', () => {
+        const shown = input.type === 'password';
+        input.type = shown ? 'text' : 'password';
+        toggle.setAttribute('aria-pressed', String(shown));
+        toggle.textContent = shown ? 'Hide' : 'Show';
+      });
+      wrap.append(toggle);
+    });
+  }
+
+  /** Hides every shown password again (after a submit, or on leaving a screen). */
+  function hidePasswords() {
+    document.querySelectorAll('.pw-wrap').forEach((wrap) => {
+      const input = wrap.querySelector('input');
+      const toggle = wrap.querySelector('.pw-toggle');
+      if (input && toggle && input.type === 'text') {
+        input.type = 'password';
+        toggle.setAttribute('aria-pressed', 'false');
+        toggle.textContent = 'Show';
+      }
+    });
+  }
+
+  // ------------------------------------------------------- Change password
+
+  $('password-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const form = ev.currentTarget;
+    clearInvalid(form);
+    setAlert('password-error', '');
+    setAlert('password-notice', '');
+    const current = $('password-current').value;
+    const next = $('password-new').value;
+    if (!current) return fieldError('password-error', 'password-current', 'Enter your current password.');
+    if (next.length < 12) return fieldError('password-error', 'password-new', 'Choose a new password with at least 12 characters.');
+    if (next !== $('password-new2').value) return fieldError('password-error', 'password-new2', 'The two new passwords do not match.');
+    const button = $('password-submit');
+    busy(button, true);
+    try {
+      await api('POST', '/api/auth/password', { current_password: current, new_password: next });
+      form.reset();
+      hidePasswords();
+      setAlert('password-notice', 'Your password is changed. You were signed out everywhere else.');
+      refreshSessions();
+      refreshMfa();
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      if (err.code === 'INVALID_PASSWORD') {
+        fieldError('password-error', 'password-current', 'That is not your current password.');
+      } else if (err.code === 'WEAK_PASSWORD' || (err.code === 'VALIDATION_ERROR' && err.details && err.details.field === 'new_password')) {
+        fieldError('password-error', 'password-new', errorText(err));
+      } else if (err.code === 'PASSWORD_NOT_SET') {
+        setAlert('password-error', 'Your account signs in without a password here, so there is none to change.');
+      } else {
+        setAlert('password-error', errorText(err));
+      }
+    } finally {
+      busy(button, false);
+    }
+  });
+
+  // -------------------------------------------------------------- Sessions
+
+  async function refreshSessions() {
+    try {
+      renderSessions((await api('GET', '/api/auth/sessions')) || []);
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      setAlert('sessions-error', `Could not load your sessions. ${errorText(err)}`);
+    }
+  }
+
+  function renderSessions(sessions) {
+    state.sessions = sessions;
+    const list = $('sessions-list');
+    list.replaceChildren();
+    for (const x of sessions) {
+      const li = document.createElement('li');
+      li.dataset.sessionId = String(x.id);
+      const main = document.createElement('div');
+      main.className = 'list-main';
+      const title = document.createElement('div');
+      title.className = 'list-title';
+      const where = userAgentSummary(x.user_agent) || 'Unknown device';
+      title.textContent = x.ip ? `${where} · ${x.ip}` : where;
+      const badges = document.createElement('span');
+      badges.className = 'session-badges';
+      if (x.current) badges.append(badge('This device', 'badge-on'));
+      badges.append(badge(x.mfa ? 'Two-step verified' : 'Password only', 'badge-neutral'));
+      title.append(badges);
+      const meta = document.createElement('div');
+      meta.className = 'list-meta';
+      meta.textContent = `Signed in ${fmtDateTime(x.created_at)}` + (x.last_seen_at ? ` · last active ${fmtDateTime(x.last_seen_at)}` : '');
+      if (x.user_agent) meta.title = x.user_agent;
+      main.append(title, meta);
+      li.append(main);
+      if (!x.current) {
+        const actions = document.createElement('div');
+        actions.className = 'list-actions';
+        const end = document.createElement('button');
+        end.type = 'button';
+        end.className = 'btn btn-small btn-danger-outline';
+        end.dataset.action = 'end-session';
+        end.textContent = 'Sign out';
+        end.setAttribute('aria-label', `Sign out ${where}, signed in ${fmtDateTime(x.created_at)}`);
+        actions.append(end);
+        li.append(actions);
+      }
+      list.append(li);
+    }
+    $('sessions-end-others').hidden = !sessions.some((x) => !x.current);
+  }
+
+  function badge(text, cls) {
+    const b = document.createElement('span');
+    b.className = `badge ${cls}`;
+    b.textContent = text;
+    return b;
+  }
+
+  $('sessions-list').addEventListener('click', async (ev) => {
+    const button = ev.target.closest('button[data-action="end-session"]');
+    if (!button) return;
+    const id = button.closest('li').dataset.sessionId;
+    setAlert('sessions-error', '');
+    busy(button, true);
+    try {
+      await api('DELETE', `/api/auth/sessions/${encodeURIComponent(id)}`);
+      announce('That session is signed out.');
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      if (err.code !== 'SESSION_NOT_FOUND') setAlert('sessions-error', errorText(err));
+    }
+    await refreshSessions();
+    refreshMfa();
+    $('sessions-title').tabIndex = -1;
+    $('sessions-title').focus();
+  });
+
+  $('sessions-end-others').addEventListener('click', async (ev) => {
+    const button = ev.currentTarget;
+    setAlert('sessions-error', '');
+    busy(button, true);
+    try {
+      const r = await api('POST', '/api/auth/sessions/revoke-others');
+      const n = (r && r.revoked) || 0;
+      announce(n ? `${plural(n, 'other session')} signed out.` : 'No other sessions were signed in.');
+      await refreshSessions();
+      refreshMfa();
+      $('sessions-title').tabIndex = -1;
+      $('sessions-title').focus();
+    } catch (err) {
+      if (sessionEnded(err)) return;
+      setAlert('sessions-error', errorText(err));
+    } finally {
+      busy(button, false);
+    }
+  });
+
   // ------------------------------------------------------------ Start
+
+  addPasswordToggles();
 
   document.querySelectorAll('input').forEach((input) =>
     input.addEventListener('input', () => markInvalid(input, false)),

@@ -5,6 +5,13 @@
 //! sign-in, enabling TOTP two-step verification (codes from `oathtool`, an
 //! independent TOTP implementation), saving the backup codes, signing in with
 //! a TOTP and with a backup code, and turning two-step verification off.
+//! Issue 16: reloads and Back/Forward keep the enrollment key and the code
+//! step, refused codes say why (wrong, replayed, too many), the backup-codes
+//! screen asks before it is left, errors sit under their fields, sessions and
+//! the password are managed on the page, activity pages with "Show more", and
+//! unknown paths show a 404 page. axe-core (`tests/e2e/node_modules`, `npm ci`
+//! there) checks every main screen in light and dark, and computed styles the
+//! contrast of field borders and placeholders.
 //! Screenshots of every screen (light and dark, desktop and phone) land in
 //! `screenshots/`.
 //!
@@ -19,13 +26,15 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use e2e::a11y;
 use e2e::harness::{self, Driver, Server, Shots, Totp};
-use e2e::webdriver::Session;
+use e2e::webdriver::{self, Session};
 use serde_json::json;
 
 const EMAIL: &str = "ada@example.test";
 const NAME: &str = "Ada Lovelace";
 const PASSWORD: &str = "correct horse battery staple";
+const NEW_PASSWORD: &str = "tangerine lighthouse quietly orbits";
 
 /// On a panic, saves what the browser shows and prints the server's log.
 struct FailureReport<'a> {
@@ -92,7 +101,13 @@ fn browser_walkthrough() {
         json!({ "origin": server.base, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"] }),
     );
 
-    walk(&b, &server, &setup_link, &mut shots, downloads.path());
+    let axe = a11y::axe_source();
+    let ctx = Ctx {
+        b: &b,
+        server: &server,
+        axe: axe.as_deref(),
+    };
+    walk(&ctx, &setup_link, &mut shots, downloads.path());
 
     eprintln!(
         "e2e: passed; browser part {:.1} s (total {:.1} s); screenshots in {}",
@@ -100,6 +115,80 @@ fn browser_walkthrough() {
         started.elapsed().as_secs_f64(),
         shots.dir().display()
     );
+}
+
+/// What the walk-through needs at hand.
+struct Ctx<'a> {
+    b: &'a Session,
+    server: &'a Server,
+    axe: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    /// The axe-core check of the screen shown now (light and dark), when axe is installed.
+    fn axe(&self, screen: &str) {
+        if let Some(axe) = self.axe {
+            a11y::check_screen(self.b, axe, screen);
+        }
+    }
+}
+
+/// Signs in over HTTP, as another device would; returns its cookies as a `Cookie` header.
+fn other_device(server: &Server, password: &str) -> String {
+    let agent = webdriver::agent();
+    let res = agent
+        .post(format!("{}/api/auth/login", server.base))
+        .header("Content-Type", "application/json")
+        .send(json!({ "email": EMAIL, "password": password }).to_string())
+        .expect("signing in over HTTP");
+    assert_eq!(res.status().as_u16(), 200, "the other device's sign-in");
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .filter(|c| !c.ends_with('='))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The status `GET /api/auth/me` answers the other device.
+fn other_device_status(server: &Server, cookies: &str) -> u16 {
+    let agent = webdriver::agent();
+    let res = agent
+        .get(format!("{}/api/auth/me", server.base))
+        .header("Cookie", cookies)
+        .call()
+        .expect("GET /api/auth/me");
+    res.status().as_u16()
+}
+
+/// The field error under `input`, with the field marked invalid and pointing to it.
+fn field_error(b: &Session, input: &str, needle: &str) -> String {
+    let id = input.trim_start_matches('#');
+    let text = b.wait_text(&format!("#{id}-error"), needle);
+    let linked = b.exec(
+        "const i = document.getElementById(arguments[0]);
+         return i.getAttribute('aria-invalid') === 'true'
+           && (i.getAttribute('aria-describedby') || '').split(' ').includes(arguments[0] + '-error');",
+        json!([id]),
+    );
+    assert_eq!(
+        linked.as_bool(),
+        Some(true),
+        "{input} is not marked invalid and linked to its error"
+    );
+    text
+}
+
+/// The number of items in the list `css`.
+fn count(b: &Session, css: &str) -> u64 {
+    b.exec(
+        "return document.querySelectorAll(arguments[0]).length;",
+        json!([css]),
+    )
+    .as_u64()
+    .unwrap_or(0)
 }
 
 fn sign_in_password(b: &Session, password: &str) {
@@ -128,7 +217,8 @@ fn wait_account(b: &Session) {
     });
 }
 
-fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downloads: &Path) {
+fn walk(ctx: &Ctx<'_>, setup_link: &str, shots: &mut Shots, downloads: &Path) {
+    let (b, server) = (ctx.b, ctx.server);
     // Before setup, the sign-in page points to the setup link, and /setup
     // without the token explains where to find it.
     b.goto(&format!("{}/", server.base));
@@ -149,6 +239,7 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     );
     b.goto(setup_link);
     b.wait_visible("#setup-form");
+    ctx.axe("setup");
     shots.take(b, "setup");
 
     // 2. Create the administrator (the page checks that the passwords match).
@@ -157,7 +248,13 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.fill("#setup-password", PASSWORD);
     b.fill("#setup-password2", "something else");
     b.click("#setup-submit");
-    b.wait_text("#setup-error", "do not match");
+    field_error(b, "#setup-password2", "do not match");
+    // The error stays on screen while the field has the focus.
+    assert!(b.is_visible("#setup-password2-error"));
+    assert_eq!(
+        b.exec("return document.activeElement.id;", json!([])),
+        json!("setup-password2")
+    );
     shots.take(b, "setup-mismatch");
     b.fill("#setup-password2", PASSWORD);
     b.click("#setup-submit");
@@ -172,11 +269,25 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
         b.is_visible("#account-admin"),
         "the administrator badge is missing"
     );
+    ctx.axe("account");
     shots.take(b, "account");
 
     // 3. Sign out, then sign in; a wrong password first. The used setup link
     // now says that the server is set up and leads to the sign-in page.
     sign_out(b);
+    b.wait_text("#login-help", "administrator");
+    // The signed-out page load asks GET /api/auth/session, which answers 200: no request of
+    // the page failed (nothing for the console to report).
+    b.goto(&format!("{}/login", server.base));
+    b.wait_visible("#login-form");
+    let failed = b.exec(
+        "return performance.getEntriesByType('resource')
+           .concat(performance.getEntriesByType('navigation'))
+           .filter(e => e.responseStatus >= 400).map(e => e.name + ' ' + e.responseStatus);",
+        json!([]),
+    );
+    assert_eq!(failed, json!([]), "requests of the sign-in page failed");
+    ctx.axe("login");
     shots.take(b, "login");
     b.goto(setup_link);
     b.wait_visible("#setup-closed");
@@ -212,6 +323,27 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
             .as_bool()
             .filter(|ok| *ok)
     });
+    let first_shown = b.text("#enroll-secret");
+    // A reload mid-enrollment (phones reload tabs on their own) shows the same key again.
+    b.goto(&format!("{}/account", server.base));
+    wait_account(b);
+    b.wait_visible("#enroll-panel");
+    b.wait_text("#mfa-pending-text", "same key");
+    b.wait_for("the same key after the reload", || {
+        (b.text("#enroll-secret") == first_shown).then_some(())
+    });
+    b.wait_for("the QR code image to load after the reload", || {
+        b.exec("const i = document.getElementById('enroll-qr'); return i.complete && i.naturalWidth > 0;", json!([]))
+            .as_bool()
+            .filter(|ok| *ok)
+    });
+    // Whole-pixel QR modules: drawn at its own size, a multiple of the module count.
+    let qr = b.exec(
+        "const i = document.getElementById('enroll-qr'); return [i.width, i.naturalWidth];",
+        json!([]),
+    );
+    assert_eq!(qr[0], qr[1], "the QR code is scaled: {qr}");
+    ctx.axe("enrollment");
     let shown = b.text("#enroll-secret");
     let secret: String = shown.split_whitespace().collect();
     assert_eq!(secret.len(), 32, "secret {shown:?} is not 32 characters");
@@ -255,7 +387,11 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     let mut totp = Totp::new(&secret);
     b.fill("#enroll-code", &totp.wrong_code());
     b.click("#enroll-submit");
-    let wrong_code = b.wait_text("#enroll-error", "code is not correct");
+    let wrong_code = field_error(b, "#enroll-code", "does not match this key");
+    assert!(
+        !wrong_code.contains("already used"),
+        "setup wording never says already used: {wrong_code}"
+    );
     assert_ne!(
         wrong_code, wrong_password,
         "wrong code and wrong password must read differently"
@@ -286,6 +422,7 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
         !b.is_visible("#codes-continue:enabled"),
         "Continue must wait for \"I have saved them\""
     );
+    ctx.axe("backup codes");
     shots.take(b, "backup-codes");
     b.click("#codes-download");
     let saved = wait_download(downloads);
@@ -306,16 +443,73 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     sign_out(b);
     sign_in_password(b, PASSWORD);
     b.wait_visible("#view-mfa");
+    b.wait_text("#mfa-account", EMAIL);
+    assert!(
+        b.url().ends_with("/login/code"),
+        "the code step's address is {}",
+        b.url()
+    );
+    ctx.axe("code step");
     shots.take(b, "mfa-code");
+    // A reload keeps the code step while the pending sign-in lives.
+    b.goto(&format!("{}/login/code", server.base));
+    b.wait_visible("#view-mfa");
+    b.wait_text("#mfa-account", EMAIL);
+    // Back leads to the password form, Forward to the code step again.
+    b.history(true);
+    b.wait_visible("#login-form");
+    assert!(b.url().ends_with("/login"), "Back led to {}", b.url());
+    b.history(false);
+    b.wait_visible("#view-mfa");
+    b.wait_text("#mfa-account", EMAIL);
     b.fill("#mfa-code", &totp.wrong_code());
     b.click("#mfa-submit");
-    let wrong_login_code = b.wait_text("#mfa-error", "code is not correct");
+    let wrong_login_code = field_error(b, "#mfa-code", "code is not correct");
     assert_ne!(wrong_login_code, wrong_password);
     shots.take(b, "mfa-wrong-code");
     b.fill("#mfa-code", &totp.next_code());
     b.click("#mfa-submit");
     wait_account(b);
     assert_eq!(b.text("#mfa-badge"), "On");
+
+    // The same code again: the replay wording. Then wrong codes: the attempts left from the
+    // third on, and the fifth cancels the sign-in.
+    sign_out(b);
+    sign_in_password(b, PASSWORD);
+    b.wait_visible("#view-mfa");
+    b.fill("#mfa-code", &totp.last_code());
+    b.click("#mfa-submit");
+    let replay = field_error(b, "#mfa-code", "already used");
+    assert!(replay.contains("next code"), "{replay}");
+    shots.take(b, "mfa-replayed-code");
+    let wrong = totp.wrong_code();
+    for (n, needle) in [
+        (2, "not correct"),
+        (3, "2 attempts are left"),
+        (4, "1 attempt is left"),
+    ] {
+        b.fill("#mfa-code", &wrong);
+        b.click("#mfa-submit");
+        let t = field_error(b, "#mfa-code", needle);
+        if n == 2 {
+            assert!(!t.contains("left"), "attempts shown too early: {t}");
+        }
+    }
+    b.fill("#mfa-code", &wrong);
+    b.click("#mfa-submit");
+    b.wait_text("#login-error", "Too many wrong codes");
+    b.wait_text("#login-error", "cancelled");
+    assert!(
+        b.url().ends_with("/login"),
+        "after five wrong codes: {}",
+        b.url()
+    );
+    shots.take(b, "mfa-cancelled");
+    sign_in_password(b, PASSWORD);
+    b.wait_visible("#view-mfa");
+    b.fill("#mfa-code", &totp.next_code());
+    b.click("#mfa-submit");
+    wait_account(b);
 
     // 8. Sign out. 9. Sign in with a backup code.
     sign_out(b);
@@ -352,6 +546,7 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.wait_text("#confirm-code-label", "Backup code");
     b.fill("#confirm-code", &codes[1]);
     b.fill("#confirm-password", PASSWORD);
+    ctx.axe("confirm with a code");
     shots.take(b, "regenerate");
     b.click("#confirm-submit");
     b.wait_visible("#codes-panel");
@@ -366,9 +561,22 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
         new_codes.iter().all(|c| !codes.contains(c)),
         "the new codes repeat old ones"
     );
-    b.click("#codes-saved");
-    b.click("#codes-continue");
-    b.wait_text("#mfa-summary", "10 unused backup codes");
+    // Leaving before "I have saved them" is ticked: the page asks the browser for its
+    // leave-page prompt (WebDriver itself accepts such prompts, so the test asks the page's
+    // beforeunload handler whether it would prompt, then leaves).
+    let would_prompt = || {
+        b.exec(
+            "const e = new Event('beforeunload', { cancelable: true });
+             window.dispatchEvent(e);
+             return e.defaultPrevented;",
+            json!([]),
+        )
+    };
+    assert_eq!(would_prompt(), json!(true), "no leave-page prompt");
+    b.goto(&format!("{}/account", server.base));
+    wait_account(b);
+    b.wait_text("#mfa-summary", "not confirmed as saved");
+    shots.take(b, "backup-codes-unconfirmed");
 
     // 10. Turn MFA off with a backup code; a wrong password first (not a sign-out).
     b.click("#disable-open");
@@ -378,7 +586,7 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.fill("#confirm-code", &new_codes[0]);
     b.fill("#confirm-password", "not my password");
     b.click("#confirm-submit");
-    b.wait_text("#confirm-error", "password is not correct");
+    field_error(b, "#confirm-password", "password is not correct");
     assert!(
         b.is_visible("#view-account"),
         "a wrong password must not sign out"
@@ -396,6 +604,79 @@ fn walk(b: &Session, server: &Server, setup_link: &str, shots: &mut Shots, downl
     b.goto(&format!("{}/account", server.base));
     wait_account(b);
     assert_eq!(b.text("#mfa-badge"), "Off");
+
+    // Your sessions: another device shows up and is signed out from here.
+    let other = other_device(server, PASSWORD);
+    assert_eq!(other_device_status(server, &other), 200);
+    b.goto(&format!("{}/account", server.base));
+    wait_account(b);
+    b.wait_for("two sessions in the list", || {
+        (count(b, "#sessions-list li") == 2).then_some(())
+    });
+    b.wait_text("#sessions-list", "This device");
+    shots.take(b, "sessions");
+    b.click("#sessions-list button[data-action=end-session]");
+    b.wait_for("one session in the list", || {
+        (count(b, "#sessions-list li") == 1).then_some(())
+    });
+    assert!(!b.is_visible("#sessions-end-others"));
+    assert_eq!(
+        other_device_status(server, &other),
+        401,
+        "the other session still works"
+    );
+
+    // Change the password (show-password toggles on the way): another session ends.
+    let other = other_device(server, PASSWORD);
+    b.fill("#password-current", PASSWORD);
+    b.fill("#password-new", NEW_PASSWORD);
+    b.fill("#password-new2", NEW_PASSWORD);
+    b.click("#password-new + .pw-toggle");
+    assert_eq!(
+        b.exec(
+            "return document.getElementById('password-new').type;",
+            json!([])
+        ),
+        json!("text"),
+        "Show did not show the password"
+    );
+    b.click("#password-submit");
+    b.wait_text("#password-notice", "signed out everywhere else");
+    assert_eq!(
+        other_device_status(server, &other),
+        401,
+        "the other session survived"
+    );
+    ctx.axe("account, password changed");
+
+    // Security activity pages through older entries.
+    b.wait_text("#events-list", "Changed the password");
+    assert_eq!(
+        count(b, "#events-list li"),
+        10,
+        "the first page of activity"
+    );
+    b.click("#events-more");
+    b.wait_for("older activity", || {
+        (count(b, "#events-list li") > 10).then_some(())
+    });
+
+    // Field borders >= 3:1 and placeholders >= 4.5:1, light and dark.
+    for (scheme, border, placeholder) in a11y::field_contrast(b, "#token-name", "#token-name") {
+        assert!(border >= 3.0, "{scheme}: field border contrast {border:.2}");
+        assert!(
+            placeholder >= 4.5,
+            "{scheme}: placeholder contrast {placeholder:.2}"
+        );
+    }
+
+    // An unknown path: the 404 page, with a way home.
+    b.goto(&format!("{}/settings", server.base));
+    b.wait_text("h1", "Page not found");
+    ctx.axe("404");
+    shots.take(b, "not-found");
+    b.click("#notfound-home");
+    wait_account(b);
 
     // Too many wrong passwords: the page says when to try again.
     sign_out(b);

@@ -22,7 +22,7 @@ fn seed_happy_paths_with_bearer_only() {
     assert_eq!(decode_secret(&secret).len(), 20);
     assert_eq!(
         begin["otpauth_url"],
-        format!("otpauth://totp/SlugBase:ann%40example.com?secret={secret}&issuer=SlugBase&algorithm=SHA1&digits=6&period=30")
+        format!("otpauth://totp/SlugBase:ann%40example.com?secret={secret}&issuer=SlugBase")
     );
     assert_eq!(begin.as_object().unwrap().len(), 2);
     // 004 confirm: {backup_codes: [10]}
@@ -430,7 +430,8 @@ fn events_are_recorded_newest_first_without_secrets() {
             "confirm_success",
             "begin",
             "cancel",
-            "begin"
+            "begin",
+            "password_sign_in"
         ]
     );
     assert_eq!(events[6]["user_agent"], "test-agent/1.0");

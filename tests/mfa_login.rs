@@ -138,21 +138,50 @@ fn pending_token_errors() {
         Status::Unauthorized,
         "MFA_PENDING_INVALID",
     );
-    // Five wrong codes kill it, even for the right code afterwards.
+    // Five wrong codes kill it, even for the right code afterwards; from the third wrong
+    // code on the answer tells how many attempts are left, and the fifth says the sign-in
+    // was cancelled.
     let pending = password_step(&s, "ann@example.com");
-    for _ in 0..5 {
-        assert_error(
+    for i in 1..=4 {
+        let body = assert_error(
             verify(&s, &pending, "000000"),
             Status::Unauthorized,
             "INVALID_CODE",
         );
+        let left = &body["details"]["attempts_left"];
+        if i < 3 {
+            assert!(left.is_null(), "wrong code {i}: {body}");
+        } else {
+            assert_eq!(left, &json!(5 - i), "wrong code {i}: {body}");
+        }
     }
+    let res = verify(&s, &pending, "000000");
+    assert!(
+        res.headers()
+            .get("Set-Cookie")
+            .any(|c| c.starts_with("slugbase.mfa_pending=;")),
+        "the cancelled sign-in's cookie is cleared"
+    );
+    assert_error(res, Status::Unauthorized, "MFA_PENDING_LOCKED");
     s.next_step();
     assert_error(
         verify(&s, &pending, &code_at(&secret, s.clock.now_())),
         Status::Unauthorized,
-        "MFA_PENDING_INVALID",
+        "MFA_PENDING_LOCKED",
     );
+    // A code from a clock a few minutes off says so.
+    let pending = password_step(&s, "ann@example.com");
+    let off = slugbase::mfa::totp::code_for_step(
+        &secret,
+        slugbase::mfa::totp::step_of(s.clock.now_()) - 4,
+        6,
+    );
+    let body = assert_error(
+        verify(&s, &pending, &off),
+        Status::Unauthorized,
+        "INVALID_CODE",
+    );
+    assert_eq!(body["details"]["reason"], "clock_drift");
 }
 
 #[test]
@@ -195,17 +224,17 @@ fn replayed_totp_is_rejected_everywhere() {
     assert_error(
         verify(&s, &pending, &used),
         Status::Unauthorized,
-        "INVALID_CODE",
+        "CODE_ALREADY_USED",
     );
     assert_error(
         s.post_auth("/api/auth/mfa/disable", &jwt, Some(&body(&used))),
         Status::BadRequest,
-        "INVALID_CODE",
+        "CODE_ALREADY_USED",
     );
     assert_error(
         s.post_auth("/api/auth/mfa/backup/regenerate", &jwt, Some(&body(&used))),
         Status::BadRequest,
-        "INVALID_CODE",
+        "CODE_ALREADY_USED",
     );
     // A later step works once, and then neither it nor the earlier steps do.
     s.next_step();
@@ -215,12 +244,12 @@ fn replayed_totp_is_rejected_everywhere() {
     assert_error(
         verify(&s, &pending, &fresh),
         Status::Unauthorized,
-        "INVALID_CODE",
+        "CODE_ALREADY_USED",
     );
     assert_error(
         s.post_auth("/api/auth/mfa/backup/regenerate", &jwt, Some(&body(&fresh))),
         Status::BadRequest,
-        "INVALID_CODE",
+        "CODE_ALREADY_USED",
     );
     s.next_step();
     let next = code_at(&secret, s.clock.now_());
@@ -232,7 +261,7 @@ fn replayed_totp_is_rejected_everywhere() {
     assert_error(
         s.post_auth("/api/auth/mfa/disable", &jwt, Some(&body(&next))),
         Status::BadRequest,
-        "INVALID_CODE",
+        "CODE_ALREADY_USED",
     );
     let names: Vec<String> = json_of(s.get_auth("/api/auth/mfa/events", &jwt))
         .as_array()
@@ -279,7 +308,8 @@ fn confirm_code_cannot_be_replayed_after_reenrollment_in_same_step() {
         &jwt,
         Some(&json!({"code": code_at(&secret, s.clock.now_())})),
     );
-    assert_error(res, Status::BadRequest, "INVALID_CODE");
+    // The setup answer says so (the page then says "wait for the next code").
+    assert_error(res, Status::BadRequest, "CODE_ALREADY_USED");
     s.next_step();
     let res = s.post_auth(
         "/api/auth/mfa/enroll/confirm",

@@ -6,6 +6,7 @@ use rocket::{delete, get, post, routes, Route, State};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::audit;
 use super::docs::{ErrorBody, Ok as OkBody};
 use crate::auth::account::{self, PasswordChange};
 use crate::auth::request::ClientInfo;
@@ -13,6 +14,7 @@ use crate::auth::{as_caller, password, session, AuthUser, Credential};
 use crate::body::JsonBody;
 use crate::db::sessions::{self, Listed};
 use crate::error::{ApiError, ApiResult};
+use crate::mfa::service;
 use crate::state::App;
 
 /// The caller's sessions, newest first.
@@ -48,13 +50,21 @@ async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<Listed>>
 async fn end_one(
     app: &State<App>,
     user: AuthUser,
+    client: ClientInfo,
     jar: &CookieJar<'_>,
     id: &str,
 ) -> ApiResult<Json<Value>> {
     let (uid, public_id) = (user.user.id, id.to_string());
+    let (now, au) = (app.now(), audit(&client));
     let ended = app
         .db
-        .write(move |c| sessions::revoke_public(c, uid, &public_id))
+        .write(move |c| {
+            let ended = sessions::revoke_public(c, uid, &public_id)?;
+            if ended.is_some() {
+                service::event(c, uid, "session_ended", now, &au)?;
+            }
+            Ok(ended)
+        })
         .await?;
     match ended {
         Some(row) => {
@@ -88,11 +98,22 @@ struct Revoked {
     (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
 ))]
 #[post("/auth/sessions/revoke-others")]
-async fn end_others(app: &State<App>, user: AuthUser) -> ApiResult<Json<Value>> {
+async fn end_others(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+) -> ApiResult<Json<Value>> {
     let (uid, keep) = (user.user.id, user.session_id());
+    let (now, au) = (app.now(), audit(&client));
     let n = app
         .db
-        .write(move |c| sessions::revoke_others(c, uid, keep))
+        .write(move |c| {
+            let n = sessions::revoke_others(c, uid, keep)?;
+            if n > 0 {
+                service::event(c, uid, "other_sessions_ended", now, &au)?;
+            }
+            Ok(n)
+        })
         .await?;
     Ok(Json(json!({ "ok": true, "revoked": n })))
 }

@@ -124,7 +124,7 @@ struct CodeBody {
 #[utoipa::path(security(("pending" = [])), request_body = CodeBody, responses(
     (status = 200, description = "Signed in", body = SignedIn),
     (status = 400, description = "`VALIDATION_ERROR`", body = ErrorBody),
-    (status = 401, description = "`MFA_PENDING_INVALID`, `INVALID_CODE`", body = ErrorBody),
+    (status = 401, description = "`MFA_PENDING_INVALID` (no live sign-in), `MFA_PENDING_LOCKED` (cancelled after 5 wrong codes), `INVALID_CODE` (`details.reason` `clock_drift` when the code is from a few minutes off; `details.attempts_left` from the 3rd wrong code), `CODE_ALREADY_USED` (a replayed TOTP)", body = ErrorBody),
     (status = 403, description = "`CSRF_REJECTED`", body = ErrorBody),
     (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
     (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
@@ -172,7 +172,7 @@ async fn verify(
             Ok(Json(with_redirect(app, &user, rd.as_deref())))
         }
         Err(e) => {
-            if e.code == "MFA_PENDING_INVALID" {
+            if e.code == "MFA_PENDING_INVALID" || e.code == "MFA_PENDING_LOCKED" {
                 session::expire(app, jar, PENDING_COOKIE);
             }
             Err(e)
@@ -188,9 +188,20 @@ async fn verify(
     (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
 ))]
 #[post("/auth/logout")]
-async fn logout(app: &State<App>, user: AuthUser, jar: &CookieJar<'_>) -> ApiResult<Json<Value>> {
+async fn logout(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    jar: &CookieJar<'_>,
+) -> ApiResult<Json<Value>> {
     if let Some(sid) = user.session_id() {
-        app.db.write(move |c| sessions::revoke(c, sid)).await?;
+        let (uid, now, au) = (user.user.id, app.now(), audit(&client));
+        app.db
+            .write(move |c| {
+                sessions::revoke(c, sid)?;
+                service::event(c, uid, "signed_out", now, &au)
+            })
+            .await?;
     }
     session::clear_cookies(app, jar);
     Ok(Json(json!({ "ok": true })))

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{Paths, PathsBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{account, auth, authz, health, mfa, oidc, tokens};
+use super::{account, auth, authz, health, mfa, oidc, probe, tokens};
 
 /// Every error answer: `{error, message, code, details?, retryAfter?}`.
 #[derive(Serialize, ToSchema)]
@@ -108,6 +108,7 @@ impl Modify for Credentials {
         tokens::create, tokens::list, tokens::revoke,
         authz::forward_auth, authz::auth_request, authz::return_to,
         oidc::providers, oidc::identities, oidc::start, oidc::callback,
+        probe::session,
         openapi_json,
     ),
     components(schemas(ErrorBody, Ok, BackupCodes)),

@@ -59,7 +59,7 @@ struct CodeBody {
 /// backup codes. The account's other sessions end.
 #[utoipa::path(request_body = CodeBody, responses(
     (status = 200, description = "MFA is on", body = BackupCodes),
-    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NO_PENDING`, `INVALID_CODE`", body = ErrorBody),
+    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NO_PENDING`, `INVALID_CODE`, `CODE_ALREADY_USED` (a replayed TOTP: wait for the next code)", body = ErrorBody),
     (status = 409, description = "`MFA_ALREADY_ENABLED`", body = ErrorBody),
     (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
     (status = 415, description = "`UNSUPPORTED_MEDIA_TYPE`", body = ErrorBody),
@@ -152,7 +152,7 @@ async fn step_up(
 /// password. OIDC-only users omit password. The account's other sessions end.
 #[utoipa::path(request_body = StepUpBody, responses(
     (status = 200, description = "MFA is off", body = OkBody),
-    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NOT_ENABLED`, `PASSWORD_REQUIRED`, `INVALID_CODE`", body = ErrorBody),
+    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NOT_ENABLED`, `PASSWORD_REQUIRED`, `INVALID_CODE`, `CODE_ALREADY_USED`", body = ErrorBody),
     (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
     (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
     (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
@@ -179,7 +179,7 @@ async fn disable(
 /// accounts that have one), as disable does.
 #[utoipa::path(request_body = StepUpBody, responses(
     (status = 200, description = "New codes", body = BackupCodes),
-    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NOT_ENABLED`, `PASSWORD_REQUIRED`, `INVALID_CODE`", body = ErrorBody),
+    (status = 400, description = "`VALIDATION_ERROR`, `MFA_NOT_ENABLED`, `PASSWORD_REQUIRED`, `INVALID_CODE`, `CODE_ALREADY_USED`", body = ErrorBody),
     (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
     (status = 403, description = "`CSRF_REJECTED` (cookie credentials)", body = ErrorBody),
     (status = 413, description = "`PAYLOAD_TOO_LARGE`", body = ErrorBody),
@@ -326,16 +326,7 @@ async fn qr(app: &State<App>, cred: Credential) -> ApiResult<(ContentType, Strin
     let a = app.inner().clone();
     let svg = as_caller(app, cred, move |c, me| {
         let key = service::pending(&a, c, me.user.id)?;
-        let code = qrcode::QrCode::with_error_correction_level(
-            key.otpauth_url.as_bytes(),
-            qrcode::EcLevel::M,
-        )
-        .map_err(ApiError::internal)?;
-        Ok(code
-            .render::<qrcode::render::svg::Color<'_>>()
-            .min_dimensions(240, 240)
-            .quiet_zone(true)
-            .build())
+        crate::mfa::qr_svg(&key.otpauth_url).map_err(ApiError::internal)
     })
     .await?;
     Ok((ContentType::SVG, svg))

@@ -7,6 +7,7 @@ pub mod docs;
 pub mod health;
 pub mod mfa;
 pub mod oidc;
+pub mod probe;
 pub mod tokens;
 
 use rocket::Route;
@@ -21,6 +22,7 @@ pub fn routes() -> Vec<Route> {
     r.extend(account::routes());
     r.extend(mfa::routes());
     r.extend(tokens::routes());
+    r.extend(probe::routes());
     r.extend(docs::routes());
     r.extend(authz::routes());
     r.extend(oidc::routes());

@@ -133,7 +133,7 @@ struct Created {
 /// is on) in the body.
 #[utoipa::path(request_body = NewToken, responses(
     (status = 201, description = "The token, shown once", body = Created),
-    (status = 400, description = "`VALIDATION_ERROR`, `INVALID_CODE`", body = ErrorBody),
+    (status = 400, description = "`VALIDATION_ERROR`, `INVALID_CODE`, `CODE_ALREADY_USED`", body = ErrorBody),
     (status = 401, description = "`UNAUTHORIZED`, `INVALID_PASSWORD`", body = ErrorBody),
     (status = 403, description = "`REAUTH_REQUIRED`, `CSRF_REJECTED`", body = ErrorBody),
     (status = 409, description = "`TOKEN_LIMIT`", body = ErrorBody),
@@ -169,7 +169,11 @@ async fn create(
                 let rec = service::record(c, uid)?;
                 service::spend_step_code(&a, c, &rec, &code, &au, "reauth_failure")?;
             }
-            tokens::create(c, uid, &n, &hash, now, expires_at)
+            let id = tokens::create(c, uid, &n, &hash, now, expires_at)?;
+            if id.is_some() {
+                service::event(c, uid, "token_created", now, &au)?;
+            }
+            Ok(id)
         })
         .await?
         .ok_or_else(|| {
@@ -220,11 +224,23 @@ async fn list(app: &State<App>, cred: Credential) -> ApiResult<Json<Vec<TokenInf
     (status = 503, description = "`UNAVAILABLE`", body = ErrorBody),
 ))]
 #[delete("/tokens/<id>")]
-async fn revoke(app: &State<App>, user: AuthUser, id: &str) -> ApiResult<Json<Value>> {
+async fn revoke(
+    app: &State<App>,
+    user: AuthUser,
+    client: ClientInfo,
+    id: &str,
+) -> ApiResult<Json<Value>> {
     let not_found = || ApiError::new(Status::NotFound, "TOKEN_NOT_FOUND", "No such token");
     let id: i64 = id.parse().map_err(|_| not_found())?;
-    let uid = user.user.id;
-    if app.db.write(move |c| tokens::delete(c, uid, id)).await? {
+    let (uid, now, au) = (user.user.id, app.now(), audit(&client));
+    let deleted = app.db.write(move |c| {
+        let deleted = tokens::delete(c, uid, id)?;
+        if deleted {
+            service::event(c, uid, "token_revoked", now, &au)?;
+        }
+        Ok(deleted)
+    });
+    if deleted.await? {
         Ok(Json(json!({ "ok": true })))
     } else {
         Err(not_found())

@@ -59,6 +59,18 @@ impl Buckets<'_> {
 /// pass a check that only one of them fits. A correct password takes the records back
 /// ([`repo::forget_failures`]). Returns the records' ids, or 429 with the longest wait.
 pub(crate) fn reserve(app: &App, buckets: &Buckets<'_>, now: i64) -> ApiResult<Vec<i64>> {
+    Ok(reserve_audited(app, buckets, now, None)?.0)
+}
+
+/// [`reserve`], also writing a `password_failure` event for `account` in the same step (taken
+/// back on success): a known account then costs no extra write over an unknown one, so
+/// timing does not tell which emails have accounts.
+pub(crate) fn reserve_audited(
+    app: &App,
+    buckets: &Buckets<'_>,
+    now: i64,
+    account: Option<(i64, &ClientInfo)>,
+) -> ApiResult<(Vec<i64>, Option<i64>)> {
     let window = app.config.failure_window_secs;
     let scopes = buckets.scopes(&app.config);
     let mut conn = app.db.get()?;
@@ -73,10 +85,22 @@ pub(crate) fn reserve(app: &App, buckets: &Buckets<'_>, now: i64) -> ApiResult<V
         if wait > 0 {
             return Err(ApiError::rate_limited(wait as u64));
         }
-        scopes
+        let ids = scopes
             .iter()
             .map(|&(scope, subject, _)| repo::record_failure(tx, scope, subject, now))
-            .collect()
+            .collect::<ApiResult<Vec<i64>>>()?;
+        let event = match account {
+            Some((user_id, c)) => Some(repo::record_event_id(
+                tx,
+                user_id,
+                "password_failure",
+                now,
+                c.ip_text().as_deref(),
+                c.user_agent.as_deref(),
+            )?),
+            None => None,
+        };
+        Ok((ids, event))
     })
 }
 
@@ -116,7 +140,8 @@ pub fn login(app: &App, req: LoginRequest) -> ApiResult<LoginOutcome> {
         },
     };
     // No connection is held during the slow argon2 check.
-    let reserved = reserve(app, &buckets, now)?;
+    let account = rec.as_ref().map(|r| (r.user.id, &req.client));
+    let (reserved, failure_event) = reserve_audited(app, &buckets, now, account)?;
     let hash = rec.as_ref().and_then(|r| r.password_hash.clone());
     let ok = password::verify(&req.password, hash.as_deref().unwrap_or(&app.dummy_hash))
         && hash.is_some();
@@ -126,6 +151,9 @@ pub fn login(app: &App, req: LoginRequest) -> ApiResult<LoginOutcome> {
     let mut conn = app.db.get()?;
     in_tx(&mut conn, |tx| {
         repo::forget_failures(tx, &reserved)?;
+        if let Some(id) = failure_event {
+            repo::delete_event(tx, id)?;
+        }
         if let Buckets::Device(nonce) = &buckets {
             repo::clear_failures(tx, "login_device", nonce)?;
         }
@@ -133,6 +161,15 @@ pub fn login(app: &App, req: LoginRequest) -> ApiResult<LoginOutcome> {
         sessions::revoke_presented(tx, hash.as_deref(), handle.as_deref())?;
         if !rec.user.mfa_enabled {
             let s = session::create(app, tx, rec.user.id, now, false, &req.client)?;
+            let (ip, agent) = (req.client.ip_text(), req.client.user_agent.as_deref());
+            repo::record_event(
+                tx,
+                rec.user.id,
+                "password_sign_in",
+                now,
+                ip.as_deref(),
+                agent,
+            )?;
             return Ok(LoginOutcome::Session(rec.user, s));
         }
         Ok(LoginOutcome::MfaRequired(pending_token(

@@ -6,6 +6,7 @@ pub mod device;
 pub mod jwt;
 pub mod login;
 pub mod password;
+pub mod pending;
 pub mod request;
 pub mod return_to;
 pub mod session;

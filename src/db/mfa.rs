@@ -316,3 +316,23 @@ pub fn events(
     })?;
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
+
+/// Appends an audit event and returns its id (see [`delete_event`]).
+pub fn record_event_id(
+    conn: &Connection,
+    user_id: i64,
+    event: &str,
+    now: i64,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<i64, ApiError> {
+    record_event(conn, user_id, event, now, ip, user_agent)?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Takes back an event written ahead of its outcome (a password attempt that succeeded).
+pub fn delete_event(conn: &Connection, id: i64) -> Result<(), ApiError> {
+    conn.prepare_cached("DELETE FROM mfa_events WHERE id = ?1")?
+        .execute([id])?;
+    Ok(())
+}

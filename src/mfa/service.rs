@@ -8,6 +8,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::backup::{self, CodeInput};
+use super::code_error::{code_error, pending_locked, CodeFailure, PENDING_MAX_FAILURES};
 use super::{otpauth_url, seal, secret_base32, totp};
 use crate::auth::password;
 use crate::db::users::{self, User, UserRecord};
@@ -67,8 +68,34 @@ pub fn already_enabled() -> ApiError {
     )
 }
 
-fn invalid_code(status: Status) -> ApiError {
-    ApiError::new(status, "INVALID_CODE", "The code is not valid")
+/// A code check: which kind of code was spent, or why the code was refused.
+type Spent = Result<CodeKind, CodeFailure>;
+
+/// Which kind of code was spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CodeKind {
+    Totp,
+    Backup,
+}
+
+/// The error for a refused code, after [`failed`] counted it: the attempts left are the
+/// account's (`mfa_failures_per_account` in the failure window).
+fn refused(app: &App, tx: &Connection, user_id: i64, status: Status, why: CodeFailure) -> ApiError {
+    match account_failures(app, tx, user_id) {
+        Ok(n) => code_error(
+            status,
+            why,
+            n,
+            app.config.mfa_failures_per_account as i64 - n,
+        ),
+        Err(e) => e,
+    }
+}
+
+/// Wrong codes of the account within the failure window.
+fn account_failures(app: &App, tx: &Connection, user_id: i64) -> ApiResult<i64> {
+    let since = app.now() - app.config.failure_window_secs;
+    Ok(repo::failures_since(tx, "mfa", &user_id.to_string(), since)?.0 as i64)
 }
 
 /// The account with its private columns; 401 when it is gone.
@@ -102,7 +129,7 @@ fn unsealed(app: &App, rec: &UserRecord) -> ApiResult<Vec<u8>> {
     seal::unseal(&app.keys.seal, rec.user.id, sealed).map_err(ApiError::internal)
 }
 
-/// Checks a TOTP against the user's secret and spends its step. None: wrong or replayed.
+/// Checks a TOTP against the user's secret and spends its step.
 fn spend_totp(
     app: &App,
     tx: &Connection,
@@ -110,19 +137,23 @@ fn spend_totp(
     code: &str,
     now: i64,
     a: &Audit,
-) -> ApiResult<bool> {
+) -> ApiResult<Spent> {
     let secret = unsealed(app, rec)?;
     match totp::verify(&secret, code, now, rec.mfa_last_step) {
-        totp::Check::Accepted(step) if repo::accept_step(tx, rec.user.id, step)? => Ok(true),
+        totp::Check::Accepted(step) if repo::accept_step(tx, rec.user.id, step)? => {
+            Ok(Ok(CodeKind::Totp))
+        }
         totp::Check::Accepted(_) | totp::Check::Replay => {
             event(tx, rec.user.id, "totp_replay_rejected", now, a)?;
-            Ok(false)
+            Ok(Err(CodeFailure::Replay))
         }
-        totp::Check::Invalid => Ok(false),
+        totp::Check::Drift => Ok(Err(CodeFailure::Drift)),
+        totp::Check::Invalid => Ok(Err(CodeFailure::Wrong)),
     }
 }
 
-/// Checks a TOTP or an unused backup code (consuming it). False: wrong, used or replayed.
+/// Checks a TOTP or an unused backup code (consuming it). The caller audits a spent backup
+/// code (a sign-in with one is one event, not two).
 fn spend_code(
     app: &App,
     tx: &Connection,
@@ -130,18 +161,17 @@ fn spend_code(
     code: &str,
     now: i64,
     a: &Audit,
-) -> ApiResult<bool> {
+) -> ApiResult<Spent> {
     match backup::classify(code) {
         CodeInput::Totp(c) => spend_totp(app, tx, rec, &c, now, a),
         CodeInput::Backup(c) => {
             let h = backup::hash(&app.keys.backup, rec.user.id, &c);
-            let ok = repo::spend_backup_code(tx, rec.user.id, &h, now)?;
-            if ok {
-                event(tx, rec.user.id, "backup_code_used", now, a)?;
+            if !repo::spend_backup_code(tx, rec.user.id, &h, now)? {
+                return Ok(Err(CodeFailure::Wrong));
             }
-            Ok(ok)
+            Ok(Ok(CodeKind::Backup))
         }
-        CodeInput::Malformed => Ok(false),
+        CodeInput::Malformed => Ok(Err(CodeFailure::Wrong)),
     }
 }
 
@@ -194,13 +224,13 @@ pub fn confirm(
             ));
         };
         lockout(app, tx, user_id, now, a)?;
-        let ok = match backup::classify(code) {
+        let spent = match backup::classify(code) {
             CodeInput::Totp(c) => spend_totp(app, tx, &rec, &c, now, a)?,
-            _ => false,
+            _ => Err(CodeFailure::Wrong),
         };
-        if !ok {
+        if let Err(why) = spent {
             failed(tx, user_id, "confirm_failure", now, a)?;
-            return Err(invalid_code(Status::BadRequest));
+            return Err(refused(app, tx, user_id, Status::BadRequest, why));
         }
         if !repo::enable(tx, user_id, &sealed, now)? {
             return Err(already_enabled());
@@ -315,7 +345,8 @@ fn check_code(app: &App, tx: &Connection, step: &StepUp, fail_event: &str) -> Ap
 }
 
 /// Spends a TOTP or backup code of an account with MFA on, under the code lockout; a wrong
-/// one is counted and audited as `fail_event` (400 `INVALID_CODE`). In a write transaction.
+/// one is counted and audited as `fail_event` (400 `INVALID_CODE`, or `CODE_ALREADY_USED` for
+/// a replayed TOTP). In a write transaction.
 pub fn spend_step_code(
     app: &App,
     tx: &Connection,
@@ -327,9 +358,13 @@ pub fn spend_step_code(
     let (user_id, now) = (rec.user.id, app.now());
     require_enabled(rec)?;
     lockout(app, tx, user_id, now, a)?;
-    if !spend_code(app, tx, rec, code, now, a)? {
-        failed(tx, user_id, fail_event, now, a)?;
-        return Err(invalid_code(Status::BadRequest));
+    match spend_code(app, tx, rec, code, now, a)? {
+        Err(why) => {
+            failed(tx, user_id, fail_event, now, a)?;
+            return Err(refused(app, tx, user_id, Status::BadRequest, why));
+        }
+        Ok(CodeKind::Backup) => event(tx, user_id, "backup_code_used", now, a)?,
+        Ok(CodeKind::Totp) => {}
     }
     repo::clear_failures(tx, "mfa", &user_id.to_string())
 }
@@ -410,9 +445,12 @@ pub fn verify_login(
             "The sign-in step expired. Please sign in again",
         )
     };
-    let max = 5;
+    let max = PENDING_MAX_FAILURES;
     let ch = repo::challenge(tx, jti)?.ok_or_else(pending_invalid)?;
-    if ch.used || ch.expires_at <= now || ch.failures >= max || ch.user_id != user_id {
+    if ch.user_id == user_id && ch.failures >= max {
+        return Err(pending_locked());
+    }
+    if ch.used || ch.expires_at <= now || ch.user_id != user_id {
         return Err(pending_invalid());
     }
     let rec = record(tx, user_id)?;
@@ -424,14 +462,43 @@ pub fn verify_login(
     if !repo::spend_challenge(tx, jti, max)? {
         return Err(pending_invalid());
     }
-    if !spend_code(app, tx, &rec, code, now, a)? {
-        repo::reopen_challenge_after_failure(tx, jti)?;
-        failed(tx, user_id, "verify_failure", now, a)?;
-        return Err(invalid_code(Status::Unauthorized));
-    }
+    let kind = spend_code(app, tx, &rec, code, now, a);
+    let kind = match kind? {
+        Ok(kind) => kind,
+        Err(why) => return Err(login_code_refused(app, tx, jti, &ch, why, a)?),
+    };
     repo::clear_failures(tx, "mfa", &user_id.to_string())?;
-    event(tx, user_id, "verify_success", now, a)?;
+    // A sign-in with a backup code is one event that says so.
+    let name = match kind {
+        CodeKind::Totp => "verify_success",
+        CodeKind::Backup => "verify_backup_success",
+    };
+    event(tx, user_id, name, now, a)?;
     Ok(rec)
+}
+
+/// Counts a wrong code against the pending sign-in and the account; the error says how many
+/// attempts are left, or that the fifth wrong code cancelled the sign-in.
+fn login_code_refused(
+    app: &App,
+    tx: &Connection,
+    jti: &str,
+    ch: &repo::Challenge,
+    why: CodeFailure,
+    a: &Audit,
+) -> ApiResult<ApiError> {
+    let (user_id, now, max) = (ch.user_id, app.now(), PENDING_MAX_FAILURES);
+    repo::reopen_challenge_after_failure(tx, jti)?;
+    failed(tx, user_id, "verify_failure", now, a)?;
+    // This sign-in's own count (5) usually runs out before the account's (10).
+    let wrong = ch.failures + 1;
+    if wrong >= max {
+        return Ok(pending_locked());
+    }
+    let account_left =
+        app.config.mfa_failures_per_account as i64 - account_failures(app, tx, user_id)?;
+    let left = (max - wrong).min(account_left);
+    Ok(code_error(Status::Unauthorized, why, wrong, left))
 }
 
 /// Clears MFA for a user who lost their device (CLI), and ends every session, pending sign-in

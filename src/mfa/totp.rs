@@ -17,7 +17,13 @@ pub enum Check {
     Replay,
     /// The code matches none of the acceptable steps.
     Invalid,
+    /// The code matches a step further off than one but within [`DRIFT_STEPS`]: the
+    /// device's clock is wrong. Refused like [`Check::Invalid`], but worth saying so.
+    Drift,
 }
+
+/// How many steps either way a code still counts as "right code, wrong time" (5 minutes).
+pub const DRIFT_STEPS: i64 = 10;
 
 /// The time step holding Unix time `now`.
 pub fn step_of(now: i64) -> i64 {
@@ -38,14 +44,21 @@ pub fn verify(secret: &[u8], code: &str, now: i64, last_step: Option<i64>) -> Ch
     }
     let current = step_of(now);
     let mut matched: Option<i64> = None;
+    let mut drift = false;
     // Every candidate is computed and compared, so the time taken does not reveal which one hit.
-    for step in [current - 1, current, current + 1] {
+    for step in current - DRIFT_STEPS..=current + DRIFT_STEPS {
         let expected = code_for_step(secret, step, DIGITS);
-        if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) && matched.is_none() {
-            matched = Some(step);
+        let hit = bool::from(expected.as_bytes().ct_eq(code.as_bytes()));
+        if (step - current).abs() <= 1 {
+            if hit && matched.is_none() {
+                matched = Some(step);
+            }
+        } else {
+            drift |= hit;
         }
     }
     match matched {
+        None if drift => Check::Drift,
         None => Check::Invalid,
         Some(step) if last_step.is_some_and(|last| step <= last) => Check::Replay,
         Some(step) => Check::Accepted(step),
@@ -96,12 +109,10 @@ mod tests {
             verify(RFC_SECRET, &code(cur + 1), now, None),
             Check::Accepted(cur + 1)
         );
+        assert_eq!(verify(RFC_SECRET, &code(cur - 2), now, None), Check::Drift);
+        assert_eq!(verify(RFC_SECRET, &code(cur + 10), now, None), Check::Drift);
         assert_eq!(
-            verify(RFC_SECRET, &code(cur - 2), now, None),
-            Check::Invalid
-        );
-        assert_eq!(
-            verify(RFC_SECRET, &code(cur + 2), now, None),
+            verify(RFC_SECRET, &code(cur + 11), now, None),
             Check::Invalid
         );
         assert_eq!(verify(RFC_SECRET, "12345", now, None), Check::Invalid);

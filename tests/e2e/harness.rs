@@ -367,6 +367,11 @@ impl Totp {
         self.code_at_step(step)
     }
 
+    /// The code given out last (for replaying it).
+    pub fn last_code(&self) -> String {
+        self.code_at_step(self.last_step.expect("a code was given out"))
+    }
+
     /// A 6-digit code that is wrong for every step the server might accept now.
     pub fn wrong_code(&self) -> String {
         let now = unix_now() / 30;

@@ -225,6 +225,15 @@ impl Session {
         )
     }
 
+    /// Goes back (or forward) in the tab's history.
+    pub fn history(&self, back: bool) {
+        self.cmd(
+            "POST",
+            if back { "/back" } else { "/forward" },
+            Some(json!({})),
+        );
+    }
+
     /// A PNG of the whole page (not just the viewport) at the viewport's width.
     pub fn screenshot_full(&self, width: u32, min_height: u32) -> Vec<u8> {
         let metrics = self.cdp("Page.getLayoutMetrics", json!({}));

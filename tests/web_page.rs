@@ -1,0 +1,163 @@
+//! The embedded page as HTTP serves it: the HTML 404 page (with `/api` kept JSON), version
+//! stamped assets with immutable caching, gzip for clients that accept it, the `/login/code`
+//! path, and the session probe `GET /api/auth/session` in each state.
+
+mod common;
+
+use common::*;
+use rocket::http::{Accept, ContentType, Header, Status};
+use serde_json::json;
+
+fn body_text(res: rocket::local::blocking::LocalResponse<'_>) -> String {
+    res.into_string().unwrap_or_default()
+}
+
+#[test]
+fn unknown_page_paths_get_an_html_404_and_api_stays_json() {
+    let s = server();
+    let res = s.client.get("/settings").dispatch();
+    assert_eq!(res.status(), Status::NotFound);
+    assert_eq!(res.content_type(), Some(ContentType::HTML));
+    let html = body_text(res);
+    assert!(html.contains("Page not found"), "{html}");
+    assert!(html.contains("href=\"/\""), "a link home: {html}");
+    let res = s.client.get("/assets/nope.js").dispatch();
+    assert_eq!(res.status(), Status::NotFound);
+    assert_eq!(res.content_type(), Some(ContentType::HTML));
+    assert_error(
+        s.client.get("/api/settings").dispatch(),
+        Status::NotFound,
+        "NOT_FOUND",
+    );
+    // A page path routed for GET only still answers 405 (JSON, with Allow).
+    let res = s.client.delete("/login").dispatch();
+    assert_eq!(res.status(), Status::MethodNotAllowed);
+    assert_eq!(res.content_type(), Some(ContentType::JSON));
+}
+
+#[test]
+fn page_paths_serve_the_page_uncached_with_stamped_assets() {
+    let s = server();
+    for path in ["/", "/login", "/login/code", "/account", "/setup"] {
+        let res = s.client.get(path).dispatch();
+        assert_eq!(res.status(), Status::Ok, "{path}");
+        assert_eq!(res.headers().get_one("Cache-Control"), Some("no-cache"));
+        let html = body_text(res);
+        assert!(html.contains("/assets/app.js?v="), "{path}: {html}");
+    }
+    let html = body_text(s.client.get("/").dispatch());
+    let start = html.find("/assets/app.js?v=").unwrap();
+    let url: String = html[start..].chars().take_while(|c| *c != '"').collect();
+    let res = s.client.get(url.clone()).dispatch();
+    assert_eq!(res.status(), Status::Ok);
+    assert_eq!(
+        res.headers().get_one("Cache-Control"),
+        Some("public, max-age=31536000, immutable"),
+        "{url}"
+    );
+    // An old or missing stamp is not cached for long.
+    for stale in ["/assets/app.js?v=000000000000", "/assets/app.js"] {
+        let res = s.client.get(stale).dispatch();
+        assert_eq!(
+            res.headers().get_one("Cache-Control"),
+            Some("public, max-age=3600")
+        );
+    }
+}
+
+#[test]
+fn assets_are_gzipped_for_clients_that_accept_it() {
+    let s = server();
+    let plain = s.client.get("/assets/app.js").dispatch();
+    assert_eq!(plain.headers().get_one("Content-Encoding"), None);
+    assert_eq!(plain.headers().get_one("Vary"), Some("Accept-Encoding"));
+    let plain = plain.into_bytes().unwrap();
+    let res = s
+        .client
+        .get("/assets/app.js")
+        .header(Header::new("Accept-Encoding", "gzip, deflate, br"))
+        .dispatch();
+    assert_eq!(res.headers().get_one("Content-Encoding"), Some("gzip"));
+    assert_eq!(res.content_type(), Some(ContentType::JavaScript));
+    let gz = res.into_bytes().unwrap();
+    assert!(
+        gz.len() * 2 < plain.len(),
+        "{} vs {}",
+        gz.len(),
+        plain.len()
+    );
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "a gzip stream");
+    let res = s
+        .client
+        .get("/assets/app.css")
+        .header(Header::new("Accept-Encoding", "gzip;q=0, br"))
+        .dispatch();
+    assert_eq!(res.headers().get_one("Content-Encoding"), None);
+}
+
+#[test]
+fn session_probe_answers_200_in_every_state() {
+    let s = server();
+    let probe = |cookies: &[(&str, &str)]| {
+        let mut req = s.client.get("/api/auth/session").header(Accept::JSON);
+        for (n, v) in cookies {
+            req = req.cookie(cookie(n, v));
+        }
+        let res = req.dispatch();
+        assert_eq!(res.status(), Status::Ok);
+        json_of(res)
+    };
+    assert_eq!(probe(&[]), json!({"signed_in": false}));
+    assert_eq!(probe(&[("token", "garbage")]), json!({"signed_in": false}));
+    let (_, jwt) = s.bearer_for("ann@example.com");
+    let me = probe(&[("token", &jwt)]);
+    assert_eq!(me["signed_in"], true);
+    assert_eq!(me["user"]["email"], "ann@example.com");
+    // With MFA on, the password step leaves a pending sign-in the probe names.
+    s.enroll(&jwt);
+    let res = s.post_json(
+        "/api/auth/login",
+        &json!({"email": "ann@example.com", "password": PASSWORD}),
+        &[],
+    );
+    let pending = res
+        .cookies()
+        .get("slugbase.mfa_pending")
+        .unwrap()
+        .value()
+        .to_string();
+    let st = probe(&[("slugbase.mfa_pending", &pending)]);
+    assert_eq!(st["signed_in"], false);
+    assert_eq!(st["mfa_pending"]["email"], "ann@example.com");
+    // Five wrong codes cancel it; the probe then says nothing is pending.
+    for _ in 0..5 {
+        s.client
+            .post("/api/auth/mfa/verify")
+            .header(ContentType::JSON)
+            .cookie(cookie("slugbase.mfa_pending", &pending))
+            .body(r#"{"code":"000000"}"#)
+            .dispatch();
+    }
+    assert_eq!(
+        probe(&[("slugbase.mfa_pending", &pending)]),
+        json!({"signed_in": false})
+    );
+    // Expired after five minutes.
+    s.next_step();
+    let res = s.post_json(
+        "/api/auth/login",
+        &json!({"email": "ann@example.com", "password": PASSWORD}),
+        &[],
+    );
+    let pending = res
+        .cookies()
+        .get("slugbase.mfa_pending")
+        .unwrap()
+        .value()
+        .to_string();
+    s.clock.advance(301);
+    assert_eq!(
+        probe(&[("slugbase.mfa_pending", &pending)]),
+        json!({"signed_in": false})
+    );
+}
