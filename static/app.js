@@ -1685,7 +1685,9 @@
       }
       list.append(li);
     }
-    $('sessions-end-others').hidden = !sessions.some((x) => !x.current);
+    const others = sessions.some((x) => !x.current);
+    $('sessions-end-others').hidden = !others;
+    $('sessions-end-others').parentElement.hidden = !others; // no empty row under the list
   }
 
   function badge(text, cls) {

@@ -336,7 +336,9 @@ fn admin_reset_clears_mfa_and_sessions() {
     );
     let (_, jwt) = s.login("ann@example.com");
     let events = json_of(s.get_auth("/api/auth/mfa/events", &jwt));
-    assert_eq!(events[0]["event"], "admin_reset");
+    // The sign-in just now, then the reset.
+    assert_eq!(events[0]["event"], "password_sign_in");
+    assert_eq!(events[1]["event"], "admin_reset");
     assert_eq!(
         json_of(s.get_auth("/api/auth/mfa/status", &jwt))["enabled"],
         false

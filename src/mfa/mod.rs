@@ -6,6 +6,7 @@ pub mod begin_limit;
 pub mod code_error;
 pub mod seal;
 pub mod service;
+pub mod signin;
 pub mod totp;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};

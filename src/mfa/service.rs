@@ -8,7 +8,8 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::backup::{self, CodeInput};
-use super::code_error::{code_error, pending_locked, CodeFailure, PENDING_MAX_FAILURES};
+use super::code_error::{code_error, CodeFailure};
+pub use super::signin::verify_login;
 use super::{otpauth_url, seal, secret_base32, totp};
 use crate::auth::password;
 use crate::db::users::{self, User, UserRecord};
@@ -69,12 +70,14 @@ pub fn already_enabled() -> ApiError {
 }
 
 /// A code check: which kind of code was spent, or why the code was refused.
-type Spent = Result<CodeKind, CodeFailure>;
+pub(super) type Spent = Result<CodeKind, CodeFailure>;
 
 /// Which kind of code was spent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CodeKind {
+pub(super) enum CodeKind {
+    /// A TOTP.
     Totp,
+    /// A backup code.
     Backup,
 }
 
@@ -93,7 +96,7 @@ fn refused(app: &App, tx: &Connection, user_id: i64, status: Status, why: CodeFa
 }
 
 /// Wrong codes of the account within the failure window.
-fn account_failures(app: &App, tx: &Connection, user_id: i64) -> ApiResult<i64> {
+pub(super) fn account_failures(app: &App, tx: &Connection, user_id: i64) -> ApiResult<i64> {
     let since = app.now() - app.config.failure_window_secs;
     Ok(repo::failures_since(tx, "mfa", &user_id.to_string(), since)?.0 as i64)
 }
@@ -104,7 +107,13 @@ pub fn record(tx: &Connection, user_id: i64) -> ApiResult<UserRecord> {
 }
 
 /// Refuses every code attempt while the account has too many recent failures.
-fn lockout(app: &App, tx: &Connection, user_id: i64, now: i64, a: &Audit) -> ApiResult<()> {
+pub(super) fn lockout(
+    app: &App,
+    tx: &Connection,
+    user_id: i64,
+    now: i64,
+    a: &Audit,
+) -> ApiResult<()> {
     let window = app.config.failure_window_secs;
     let (n, oldest) = repo::failures_since(tx, "mfa", &user_id.to_string(), now - window)?;
     if n >= app.config.mfa_failures_per_account {
@@ -116,7 +125,13 @@ fn lockout(app: &App, tx: &Connection, user_id: i64, now: i64, a: &Audit) -> Api
 }
 
 /// Counts a failed code attempt against the account and audits it.
-fn failed(tx: &Connection, user_id: i64, name: &str, now: i64, a: &Audit) -> ApiResult<()> {
+pub(super) fn failed(
+    tx: &Connection,
+    user_id: i64,
+    name: &str,
+    now: i64,
+    a: &Audit,
+) -> ApiResult<()> {
     repo::record_failure(tx, "mfa", &user_id.to_string(), now)?;
     event(tx, user_id, name, now, a)
 }
@@ -154,7 +169,7 @@ fn spend_totp(
 
 /// Checks a TOTP or an unused backup code (consuming it). The caller audits a spent backup
 /// code (a sign-in with one is one event, not two).
-fn spend_code(
+pub(super) fn spend_code(
     app: &App,
     tx: &Connection,
     rec: &UserRecord,
@@ -426,79 +441,6 @@ pub fn status(conn: &Connection, user: &User) -> ApiResult<MfaStatus> {
         pending: !user.mfa_enabled && user.mfa_has_secret,
         backup_codes_remaining,
     })
-}
-
-/// The second login step: spends the challenge `jti` of `user_id` with a TOTP or backup code.
-pub fn verify_login(
-    app: &App,
-    tx: &Connection,
-    jti: &str,
-    user_id: i64,
-    code: &str,
-    a: &Audit,
-) -> ApiResult<UserRecord> {
-    let now = app.now();
-    let pending_invalid = || {
-        ApiError::new(
-            Status::Unauthorized,
-            "MFA_PENDING_INVALID",
-            "The sign-in step expired. Please sign in again",
-        )
-    };
-    let max = PENDING_MAX_FAILURES;
-    let ch = repo::challenge(tx, jti)?.ok_or_else(pending_invalid)?;
-    if ch.user_id == user_id && ch.failures >= max {
-        return Err(pending_locked());
-    }
-    if ch.used || ch.expires_at <= now || ch.user_id != user_id {
-        return Err(pending_invalid());
-    }
-    let rec = record(tx, user_id)?;
-    if !rec.user.mfa_enabled {
-        return Err(pending_invalid());
-    }
-    lockout(app, tx, user_id, now, a)?;
-    // Spend the challenge first: with the IMMEDIATE transaction this is the single winner.
-    if !repo::spend_challenge(tx, jti, max)? {
-        return Err(pending_invalid());
-    }
-    let kind = spend_code(app, tx, &rec, code, now, a);
-    let kind = match kind? {
-        Ok(kind) => kind,
-        Err(why) => return Err(login_code_refused(app, tx, jti, &ch, why, a)?),
-    };
-    repo::clear_failures(tx, "mfa", &user_id.to_string())?;
-    // A sign-in with a backup code is one event that says so.
-    let name = match kind {
-        CodeKind::Totp => "verify_success",
-        CodeKind::Backup => "verify_backup_success",
-    };
-    event(tx, user_id, name, now, a)?;
-    Ok(rec)
-}
-
-/// Counts a wrong code against the pending sign-in and the account; the error says how many
-/// attempts are left, or that the fifth wrong code cancelled the sign-in.
-fn login_code_refused(
-    app: &App,
-    tx: &Connection,
-    jti: &str,
-    ch: &repo::Challenge,
-    why: CodeFailure,
-    a: &Audit,
-) -> ApiResult<ApiError> {
-    let (user_id, now, max) = (ch.user_id, app.now(), PENDING_MAX_FAILURES);
-    repo::reopen_challenge_after_failure(tx, jti)?;
-    failed(tx, user_id, "verify_failure", now, a)?;
-    // This sign-in's own count (5) usually runs out before the account's (10).
-    let wrong = ch.failures + 1;
-    if wrong >= max {
-        return Ok(pending_locked());
-    }
-    let account_left =
-        app.config.mfa_failures_per_account as i64 - account_failures(app, tx, user_id)?;
-    let left = (max - wrong).min(account_left);
-    Ok(code_error(Status::Unauthorized, why, wrong, left))
 }
 
 /// Clears MFA for a user who lost their device (CLI), and ends every session, pending sign-in
