@@ -229,8 +229,10 @@ fn password_account_is_never_linked_automatically() {
     assert_failed(e.sign_in("pat"), "OIDC_ACCOUNT_NOT_LINKED");
     let (_, jwt) = e.s.login("pat@example.com");
     let ev = e.events(&jwt);
-    assert_eq!(ev[0]["event"], "oidc_failure");
-    assert_eq!(ev[0]["detail"], "OIDC_ACCOUNT_NOT_LINKED");
+    // Newest first: the password sign-in just made, then the refused provider sign-in.
+    assert_eq!(ev[0]["event"], "password_sign_in");
+    assert_eq!(ev[1]["event"], "oidc_failure");
+    assert_eq!(ev[1]["detail"], "OIDC_ACCOUNT_NOT_LINKED");
 }
 
 #[test]
