@@ -81,7 +81,8 @@ fn run(st: &PathBuf, cwd: &Path, port: u16, credential: &str, exclude: &[&str]) 
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz/schemathesis.toml");
     let mut cmd = Command::new(st);
     // schemathesis keeps a cache folder in its working directory: not in the repository.
-    cmd.current_dir(cwd).arg("--config-file")
+    cmd.current_dir(cwd)
+        .arg("--config-file")
         .arg(&config)
         .arg("--no-color")
         .arg("run")
