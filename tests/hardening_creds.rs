@@ -70,23 +70,7 @@ fn set_cookies(res: &LocalResponse<'_>) -> Vec<String> {
 fn password_step(s: &TestServer, email: &str, password: &str) -> String {
     let res = login_with(s, email, password, None);
     assert_eq!(res.status(), Status::Ok);
-    let pending = res
-        .cookies()
-        .get("slugbase.mfa_pending")
-        .expect("pending cookie")
-        .value()
-        .to_string();
-    assert_eq!(json_of(res), json!({"mfa_required": true}));
-    pending
-}
-
-fn verify<'a>(s: &'a TestServer, pending: &str, code: &str) -> LocalResponse<'a> {
-    s.client
-        .post("/api/auth/mfa/verify")
-        .header(ContentType::JSON)
-        .cookie(cookie("slugbase.mfa_pending", pending))
-        .body(json!({ "code": code }).to_string())
-        .dispatch()
+    pending_of(res)
 }
 
 /// A full sign-in with a second factor; returns (sid, jwt).

@@ -115,24 +115,7 @@ fn password_step(s: &TestServer, email: &str) -> String {
         &[],
     );
     assert_eq!(res.status(), Status::Ok);
-    let pending = res
-        .cookies()
-        .get("slugbase.mfa_pending")
-        .expect("pending cookie")
-        .value()
-        .to_string();
-    assert_eq!(json_of(res), json!({"mfa_required": true}));
-    pending
-}
-
-/// The second step, as the sign-in page sends it.
-fn verify<'a>(s: &'a TestServer, pending: &str, code: &str) -> LocalResponse<'a> {
-    s.client
-        .post("/api/auth/mfa/verify")
-        .header(ContentType::JSON)
-        .cookie(cookie("slugbase.mfa_pending", pending))
-        .body(json!({ "code": code }).to_string())
-        .dispatch()
+    pending_of(res)
 }
 
 /// A full sign-in with a second factor; returns (sid, jwt).

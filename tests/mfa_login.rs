@@ -4,7 +4,6 @@ mod common;
 
 use common::*;
 use rocket::http::{ContentType, Status};
-use rocket::local::blocking::LocalResponse;
 use serde_json::{json, Value};
 
 fn password_step(s: &TestServer, email: &str) -> String {
@@ -25,23 +24,7 @@ fn password_step(s: &TestServer, email: &str) -> String {
         set[0].contains("HttpOnly") && set[0].contains("SameSite=Lax"),
         "{set:?}"
     );
-    let pending = res
-        .cookies()
-        .get("slugbase.mfa_pending")
-        .unwrap()
-        .value()
-        .to_string();
-    assert_eq!(json_of(res), json!({"mfa_required": true}));
-    pending
-}
-
-fn verify<'a>(s: &'a TestServer, pending: &str, code: &str) -> LocalResponse<'a> {
-    s.client
-        .post("/api/auth/mfa/verify")
-        .header(ContentType::JSON)
-        .cookie(cookie("slugbase.mfa_pending", pending))
-        .body(json!({ "code": code }).to_string())
-        .dispatch()
+    pending_of(res)
 }
 
 fn enrolled(s: &TestServer) -> (String, Vec<u8>, Vec<String>) {

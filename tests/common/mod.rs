@@ -217,3 +217,25 @@ pub fn decode_secret(b32: &str) -> Vec<u8> {
 pub fn code_at(secret: &[u8], now: i64) -> String {
     slugbase::mfa::totp::code_for_step(secret, slugbase::mfa::totp::step_of(now), 6)
 }
+
+/// The second sign-in step, as the page sends it: the code with the pending cookie.
+pub fn verify<'a>(s: &'a TestServer, pending: &str, code: &str) -> LocalResponse<'a> {
+    s.client
+        .post("/api/auth/mfa/verify")
+        .header(ContentType::JSON)
+        .cookie(cookie("slugbase.mfa_pending", pending))
+        .body(json!({ "code": code }).to_string())
+        .dispatch()
+}
+
+/// The pending cookie of a password step that answered `{"mfa_required": true}`.
+pub fn pending_of(res: LocalResponse<'_>) -> String {
+    let pending = res
+        .cookies()
+        .get("slugbase.mfa_pending")
+        .expect("pending cookie")
+        .value()
+        .to_string();
+    assert_eq!(json_of(res), json!({"mfa_required": true}));
+    pending
+}
