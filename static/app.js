@@ -29,7 +29,8 @@
   };
 
   // Forward-auth: where the person was going (`rd`), and whether an application sent them to
-  // set up two-step verification first (`enroll=1`). Read once: route() rewrites the address.
+  // set up two-step verification first (`enroll=1`). Read once; setPath keeps them in the
+  // address while they matter.
   const startParams = new URLSearchParams(location.search);
   state.rd = startParams.get('rd') || '';
   state.enrollFor = startParams.get('enroll') === '1';
@@ -382,7 +383,21 @@
     }
   }
 
-  function setPath(path, replace) {
+  /**
+   * While an application waits (`rd`, and `enroll=1` when it asked for two-step setup), the
+   * sign-in and code-step addresses keep it, so a reload there still ends on the application.
+   */
+  function withReturn(path) {
+    const keep = path === '/login' || path === '/login/code' || (path === '/account' && state.enrollFor);
+    if (!state.rd || !keep) return path;
+    const q = new URLSearchParams();
+    if (state.enrollFor) q.set('enroll', '1');
+    q.set('rd', state.rd);
+    return `${path}?${q}`;
+  }
+
+  function setPath(bare, replace) {
+    const path = withReturn(bare);
     if (location.pathname + location.search === path) return;
     if (replace) history.replaceState(null, '', path);
     else history.pushState(null, '', path);

@@ -330,3 +330,53 @@ fn oathtool_codes_confirm_and_verify() {
         .dispatch();
     assert_eq!(res.status(), Status::Ok);
 }
+
+/// The disable/regenerate password check counts an attempt before argon2 runs, in the same
+/// write as the lockout check: concurrent wrong passwords stop at exactly the limit (an odd
+/// one, so that attempts checked in pairs cannot land on it by chance).
+#[rocket::async_test]
+async fn concurrent_wrong_passwords_on_disable_stop_at_the_lockout() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let config = figment(dir.path(), &[("mfa_failures_per_account", json!(5))]);
+    let rocket = slugbase::rocket_with_clock(config, clock).unwrap();
+    let c = AsyncClient::untracked(rocket).await.unwrap();
+    let jwt = async_user(&c, "ann@example.com").await;
+    let secret = async_begin(&c, &jwt).await;
+    let res = c
+        .post("/api/auth/mfa/enroll/confirm")
+        .header(bearer(&jwt))
+        .header(ContentType::JSON)
+        .body(json!({"code": code_at(&secret, T0)}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::Ok);
+    let body = json!({"code": "123456", "password": "not the password"}).to_string();
+    let requests = (0..24).map(|_| {
+        c.post("/api/auth/mfa/disable")
+            .header(bearer(&jwt))
+            .header(ContentType::JSON)
+            .body(body.clone())
+            .dispatch()
+    });
+    let (mut wrong, mut limited) = (0, 0);
+    for res in rocket::futures::future::join_all(requests).await {
+        let status = res.status().code;
+        let body = res.into_json::<serde_json::Value>().await.unwrap();
+        match (status, body["code"].as_str()) {
+            (401, Some("INVALID_PASSWORD")) => wrong += 1,
+            (429, Some("RATE_LIMITED")) => limited += 1,
+            other => panic!("unexpected {other:?}: {body}"),
+        }
+    }
+    assert_eq!((wrong, limited), (5, 19));
+    // The right password and code are refused too until the window passes: the lockout held.
+    let res = c
+        .post("/api/auth/mfa/disable")
+        .header(bearer(&jwt))
+        .header(ContentType::JSON)
+        .body(json!({"code": code_at(&secret, T0 + 30), "password": PASSWORD}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(res.status(), Status::TooManyRequests);
+}

@@ -306,12 +306,13 @@ fn require_enabled(rec: &UserRecord) -> ApiResult<()> {
     ))
 }
 
-/// First half of the disable/regenerate checks (and of re-authentication), outside any
-/// transaction so that the slow argon2 verification never holds the write lock: MFA on (with
-/// `require_mfa`), no lockout, and the password for accounts that have one. Blocking
-/// (argon2); `fail_event` names the audit event of a wrong password. Callers skip it for
-/// accounts without a password; the second half ([`disable`], [`regenerate`]) refuses if one
-/// appeared meanwhile.
+/// First half of the disable/regenerate checks (and of re-authentication): MFA on (with
+/// `require_mfa`), no lockout, and the password for accounts that have one. The lockout check
+/// and a failure record for this attempt are one write, before argon2 (which never holds the
+/// write lock), so concurrent wrong passwords cannot all pass a check that only some of them
+/// fit; a correct password takes the record back. Blocking (argon2); `fail_event` names the
+/// audit event of a wrong password. Callers skip it for accounts without a password; the
+/// second half ([`disable`], [`regenerate`]) refuses if one appeared meanwhile.
 pub fn check_password(
     app: &App,
     user_id: i64,
@@ -321,26 +322,31 @@ pub fn check_password(
     require_mfa: bool,
 ) -> ApiResult<()> {
     let now = app.now();
-    let rec = {
-        let conn = app.db.get()?;
-        let rec = record(&conn, user_id)?;
+    // The connection goes back to the pool while argon2 runs.
+    let reserved = in_tx(&mut *app.db.get()?, |tx| {
+        let rec = record(tx, user_id)?;
         if require_mfa {
             require_enabled(&rec)?;
         }
-        lockout(app, &conn, user_id, now, a)?;
-        rec
-    };
-    let Some(hash) = &rec.password_hash else {
+        lockout(app, tx, user_id, now, a)?;
+        let Some(hash) = rec.password_hash else {
+            return Ok(None);
+        };
+        if pw.is_none() {
+            return Err(password_required());
+        }
+        let id = repo::record_failure(tx, "mfa", &user_id.to_string(), now)?;
+        Ok(Some((hash, id)))
+    })?;
+    let (Some((hash, id)), Some(pw)) = (reserved, pw) else {
         return Ok(());
     };
-    let Some(pw) = pw else {
-        return Err(password_required());
-    };
-    if password::verify(pw, hash) {
-        return Ok(());
-    }
+    let verified = password::verify(pw, &hash);
     let mut conn = app.db.get()?;
-    in_tx(&mut conn, |tx| failed(tx, user_id, fail_event, now, a))?;
+    if verified {
+        return in_tx(&mut conn, |tx| repo::forget_failures(tx, &[id]));
+    }
+    in_tx(&mut conn, |tx| event(tx, user_id, fail_event, now, a))?;
     Err(ApiError::new(
         Status::Unauthorized,
         "INVALID_PASSWORD",

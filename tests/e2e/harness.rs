@@ -268,7 +268,18 @@ impl Driver {
 
     /// Opens headless Chromium; downloads go to `downloads`.
     pub fn browser(&self, chromium: &Path, profile: &Path, downloads: &Path) -> Session {
-        let caps = json!({
+        self.browser_with(chromium, profile, downloads, &[])
+    }
+
+    /// Like `browser`, with more command-line switches (e.g. `--host-resolver-rules`).
+    pub fn browser_with(
+        &self,
+        chromium: &Path,
+        profile: &Path,
+        downloads: &Path,
+        extra: &[String],
+    ) -> Session {
+        let mut caps = json!({
             "browserName": "chrome",
             "pageLoadStrategy": "normal",
             "timeouts": { "implicit": 0, "pageLoad": 30000, "script": 30000 },
@@ -297,6 +308,9 @@ impl Driver {
                 },
             },
         });
+        if let Some(args) = caps["goog:chromeOptions"]["args"].as_array_mut() {
+            args.extend(extra.iter().map(|a| json!(a)));
+        }
         let session = Session::new(&self.url, caps);
         session.cdp(
             "Browser.setDownloadBehavior",
