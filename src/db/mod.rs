@@ -351,6 +351,10 @@ mod tests {
         sessions::revoke(&conn, 5).unwrap();
         let (id, _) = sessions::create(&conn, &sessions::NewRow::test(1, &[0xdd]), 30).unwrap();
         assert_eq!(id, 6, "session id 5 is not handed out again");
+        // Events (paged by id) too, from V6 on.
+        conn.execute("DELETE FROM mfa_events", []).unwrap();
+        let event = mfa::record_event_id(&conn, 1, "confirm_success", 40, None, None).unwrap();
+        assert_eq!(event, 2, "event id 1 is not handed out again");
     }
 
     /// Stored emails are rewritten to their NFKC, lower-case form once; two accounts that
