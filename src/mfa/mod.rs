@@ -7,6 +7,7 @@ pub mod code_error;
 pub mod seal;
 pub mod service;
 pub mod signin;
+mod step_up;
 pub mod totp;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
