@@ -19,6 +19,38 @@ const PASSWORD: &str = "correct horse battery staple";
 /// Everything on the app needs both factors.
 const RULES: &str = r#"[{hosts=["app.home.test"], policy="two_factor"}]"#;
 
+/// Chromium with `*.home.test` mapped to 127.0.0.1, and the folders it needs.
+struct Browser {
+    session: Session,
+    _driver: Driver,
+    _dirs: [tempfile::TempDir; 2],
+}
+
+impl Browser {
+    fn start(tools: &harness::Tools) -> Browser {
+        let dirs = [
+            tempfile::tempdir().expect("profile"),
+            tempfile::tempdir().expect("downloads"),
+        ];
+        let driver = Driver::start(&tools.chromedriver);
+        let session = driver.browser_with(
+            &tools.chromium,
+            dirs[0].path(),
+            dirs[1].path(),
+            // Plain http on a made-up name: no HTTPS upgrade attempts either.
+            &[
+                "--host-resolver-rules=MAP *.home.test 127.0.0.1".to_string(),
+                "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable".to_string(),
+            ],
+        );
+        Browser {
+            session,
+            _driver: driver,
+            _dirs: dirs,
+        }
+    }
+}
+
 /// The app's page text, once it shows what the upstream received.
 fn app_page(b: &Session) -> String {
     b.wait_visible("#seen");
@@ -68,19 +100,8 @@ fn browser_signs_in_through_nginx() {
     let port = free_port();
     let _nginx = start_nginx(&nginx, nginx_dir.path(), port, slug.port, upstream);
 
-    let profile = tempfile::tempdir().expect("profile");
-    let downloads = tempfile::tempdir().expect("downloads");
-    let driver = Driver::start(&tools.chromedriver);
-    let b = driver.browser_with(
-        &tools.chromium,
-        profile.path(),
-        downloads.path(),
-        // Plain http on a made-up name: no HTTPS upgrade attempts either.
-        &[
-            "--host-resolver-rules=MAP *.home.test 127.0.0.1".to_string(),
-            "--disable-features=HttpsUpgrades,HttpsFirstBalancedModeAutoEnable".to_string(),
-        ],
-    );
+    let browser = Browser::start(&tools);
+    let b = &browser.session;
 
     // 1–2. The app sends an anonymous browser to slugbase's sign-in, with where it was going.
     let app = format!("http://app.home.test:{port}/wiki/page?x=1");
@@ -129,4 +150,63 @@ fn browser_signs_in_through_nginx() {
         "{}",
         b.url()
     );
+}
+
+/// An account without TOTP opens a `two_factor` app: it is sent to set TOTP up (a reload on
+/// the way keeps the errand), and after saving its backup codes it lands back on the app.
+#[test]
+fn the_app_asks_for_totp_setup_and_gets_the_person_back() {
+    let Some(tools) = harness::find_tools() else {
+        return;
+    };
+    let Some(nginx) = tool("nginx", "SLUGBASE_NGINX", &[], "apt-get install -y nginx") else {
+        return;
+    };
+    let slug = Slugbase::start(RULES, |dir, env| {
+        cli(
+            dir,
+            env,
+            &["user", "create", "--email", EMAIL, "--name", "Ann"],
+            &format!("{PASSWORD}\n"),
+        );
+    });
+    let upstream = echo_upstream();
+    let nginx_dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let _nginx = start_nginx(&nginx, nginx_dir.path(), port, slug.port, upstream);
+    let browser = Browser::start(&tools);
+    let b = &browser.session;
+
+    let app = format!("http://app.home.test:{port}/dashboards");
+    let auth = format!("http://auth.home.test:{}", slug.port);
+    b.goto(&app);
+    b.wait_visible("#login-email");
+    b.fill("#login-email", EMAIL);
+    b.fill("#login-password", PASSWORD);
+    b.click("#login-submit");
+    // Signed in with one factor; the app wants two, and the account has none yet.
+    b.wait_visible("#mfa-enable");
+    b.wait_text("#account-notice", "two-step verification");
+    let account = b.url();
+    assert!(
+        account.starts_with(&format!("{auth}/account?enroll=1&rd=")),
+        "{account}"
+    );
+    b.cmd("POST", "/refresh", Some(serde_json::json!({})));
+    b.wait_visible("#mfa-enable");
+    assert_eq!(b.url(), account, "a reload keeps the errand");
+
+    b.click("#mfa-enable");
+    b.wait_visible("#enroll-panel");
+    let secret: String = b.text("#enroll-secret").split_whitespace().collect();
+    let mut totp = Totp::new(&secret);
+    b.fill("#enroll-code", &totp.next_code());
+    b.click("#enroll-submit");
+    b.wait_visible("#codes-panel");
+    b.click("#codes-saved");
+    b.click("#codes-continue");
+
+    b.wait_for("the app page", || (b.url() == app).then_some(()));
+    let seen = app_page(&b);
+    assert!(seen.contains(&format!("remote-user: {EMAIL}")), "{seen}");
 }
