@@ -130,13 +130,13 @@ fn browser_signs_in_through_nginx() {
 
     // 4. Back on the app page it asked for, which shows who nginx says is signed in.
     b.wait_for("the app page", || (b.url() == app).then_some(()));
-    let seen = app_page(&b);
+    let seen = app_page(b);
     assert!(seen.contains(&format!("remote-user: {EMAIL}")), "{seen}");
     assert!(seen.contains("remote-name: Ann"), "{seen}");
 
     // The one sign-in covers any other address on the app, with no new prompt.
     b.goto(&format!("http://app.home.test:{port}/other"));
-    assert!(app_page(&b).contains(&format!("remote-user: {EMAIL}")));
+    assert!(app_page(b).contains(&format!("remote-user: {EMAIL}")));
 
     // Signing out on slugbase ends it for the app too (the Domain cookies are cleared).
     b.goto(&format!("{auth}/"));
@@ -207,6 +207,6 @@ fn the_app_asks_for_totp_setup_and_gets_the_person_back() {
     b.click("#codes-continue");
 
     b.wait_for("the app page", || (b.url() == app).then_some(()));
-    let seen = app_page(&b);
+    let seen = app_page(b);
     assert!(seen.contains(&format!("remote-user: {EMAIL}")), "{seen}");
 }
