@@ -13,7 +13,7 @@ mod idp;
 
 use std::process::Command;
 
-use e2e::harness::{self, Driver, Server, Totp};
+use e2e::harness::{self, Driver, Server};
 use e2e::webdriver::Session;
 
 const EMAIL: &str = "ann@example.com";
@@ -112,15 +112,8 @@ fn oidc_browser_walk() {
     assert!(b.url().starts_with(&base), "{}", report());
 
     // 2. Turn TOTP on from the page.
-    b.click("#mfa-enable");
-    b.wait_visible("#enroll-panel");
-    let secret: String = b.text("#enroll-secret").split_whitespace().collect();
-    let mut totp = Totp::new(&secret);
-    b.fill("#enroll-code", &totp.next_code());
-    b.click("#enroll-submit");
-    b.wait_visible("#codes-panel");
-    b.click("#codes-saved");
-    b.click("#codes-continue");
+    let mut totp = harness::enroll_on_page(&b);
+    let secret = totp.secret().to_string();
     b.wait_text("#mfa-badge", "On");
 
     // 3. Sign out, and in again through the provider (still signed in there): the TOTP step.

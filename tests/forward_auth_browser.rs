@@ -19,24 +19,30 @@ const PASSWORD: &str = "correct horse battery staple";
 /// Everything on the app needs both factors.
 const RULES: &str = r#"[{hosts=["app.home.test"], policy="two_factor"}]"#;
 
-/// Chromium with `*.home.test` mapped to 127.0.0.1, and the folders it needs.
+/// nginx (the committed config) in front of an echo app on `port`, and Chromium with
+/// `*.home.test` mapped to 127.0.0.1.
 struct Browser {
     session: Session,
+    port: u16,
     _driver: Driver,
-    _dirs: [tempfile::TempDir; 2],
+    _nginx: Proc,
+    _dirs: [tempfile::TempDir; 3],
 }
 
 impl Browser {
-    fn start(tools: &harness::Tools) -> Browser {
+    fn start(tools: &harness::Tools, nginx: &std::path::Path, slug: u16) -> Browser {
         let dirs = [
+            tempfile::tempdir().expect("nginx"),
             tempfile::tempdir().expect("profile"),
             tempfile::tempdir().expect("downloads"),
         ];
+        let port = free_port();
+        let nginx = start_nginx(nginx, dirs[0].path(), port, slug, echo_upstream());
         let driver = Driver::start(&tools.chromedriver);
         let session = driver.browser_with(
             &tools.chromium,
-            dirs[0].path(),
             dirs[1].path(),
+            dirs[2].path(),
             // Plain http on a made-up name: no HTTPS upgrade attempts either.
             &[
                 "--host-resolver-rules=MAP *.home.test 127.0.0.1".to_string(),
@@ -45,7 +51,9 @@ impl Browser {
         );
         Browser {
             session,
+            port,
             _driver: driver,
+            _nginx: nginx,
             _dirs: dirs,
         }
     }
@@ -95,13 +103,8 @@ fn browser_signs_in_through_nginx() {
     );
     assert_eq!(confirm.status, 200, "{confirm:?}");
 
-    let upstream = echo_upstream();
-    let nginx_dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let _nginx = start_nginx(&nginx, nginx_dir.path(), port, slug.port, upstream);
-
-    let browser = Browser::start(&tools);
-    let b = &browser.session;
+    let browser = Browser::start(&tools, &nginx, slug.port);
+    let (b, port) = (&browser.session, browser.port);
 
     // 1–2. The app sends an anonymous browser to slugbase's sign-in, with where it was going.
     let app = format!("http://app.home.test:{port}/wiki/page?x=1");
@@ -170,12 +173,8 @@ fn the_app_asks_for_totp_setup_and_gets_the_person_back() {
             &format!("{PASSWORD}\n"),
         );
     });
-    let upstream = echo_upstream();
-    let nginx_dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
-    let _nginx = start_nginx(&nginx, nginx_dir.path(), port, slug.port, upstream);
-    let browser = Browser::start(&tools);
-    let b = &browser.session;
+    let browser = Browser::start(&tools, &nginx, slug.port);
+    let (b, port) = (&browser.session, browser.port);
 
     let app = format!("http://app.home.test:{port}/dashboards");
     let auth = format!("http://auth.home.test:{}", slug.port);
@@ -196,15 +195,7 @@ fn the_app_asks_for_totp_setup_and_gets_the_person_back() {
     b.wait_visible("#mfa-enable");
     assert_eq!(b.url(), account, "a reload keeps the errand");
 
-    b.click("#mfa-enable");
-    b.wait_visible("#enroll-panel");
-    let secret: String = b.text("#enroll-secret").split_whitespace().collect();
-    let mut totp = Totp::new(&secret);
-    b.fill("#enroll-code", &totp.next_code());
-    b.click("#enroll-submit");
-    b.wait_visible("#codes-panel");
-    b.click("#codes-saved");
-    b.click("#codes-continue");
+    harness::enroll_on_page(b);
 
     b.wait_for("the app page", || (b.url() == app).then_some(()));
     let seen = app_page(b);

@@ -335,6 +335,11 @@ fn unix_now() -> u64 {
 }
 
 impl Totp {
+    /// The base32 key.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
     pub fn new(secret: &str) -> Totp {
         Totp {
             secret: secret.to_string(),
@@ -482,4 +487,19 @@ impl Shots {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+/// Turns TOTP on from the account page: the key shown, a code from oathtool, the backup codes
+/// marked saved. Returns the code source for the next steps.
+pub fn enroll_on_page(b: &Session) -> Totp {
+    b.click("#mfa-enable");
+    b.wait_visible("#enroll-panel");
+    let secret: String = b.text("#enroll-secret").split_whitespace().collect();
+    let mut totp = Totp::new(&secret);
+    b.fill("#enroll-code", &totp.next_code());
+    b.click("#enroll-submit");
+    b.wait_visible("#codes-panel");
+    b.click("#codes-saved");
+    b.click("#codes-continue");
+    totp
 }
