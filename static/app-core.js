@@ -33,7 +33,7 @@ window.slugbase = (function () {
     };
   }
 
-  /** The element with this id (every element the scripts touch has one). */
+  /** `document.getElementById`, short because nearly every line of the page's scripts uses it. */
   const $ = (id) => document.getElementById(id);
 
   /** What the page shows and holds; one object, so every script sees the same values. */
