@@ -6,7 +6,7 @@
 //! elsewhere; this module only sets the content type, caching and encoding.
 //!
 //! The HTML names each asset with a version stamp of its content
-//! (`/assets/app.js?v=<hash>`), so assets are cached for a year as immutable and an upgrade
+//! (`/assets/app-core.js?v=<hash>`), so assets are cached for a year as immutable and an upgrade
 //! still shows at once. Text assets are gzipped at build time (`build.rs`) and sent so to
 //! clients that accept it. Unknown page paths get an HTML 404 page; `/api` stays JSON.
 
@@ -216,7 +216,7 @@ fn login_code() -> Result<StaticFile, Status> {
     page()
 }
 
-/// Assets: `/assets/app.js` is `static/app.js`. Rocket's `PathBuf` guard already
+/// Assets: `/assets/app-core.js` is `static/app-core.js`. Rocket's `PathBuf` guard already
 /// refuses `..` and hidden segments; the HTML pages themselves are not assets. With the
 /// current version stamp (`?v=`) an asset is cached as immutable.
 #[get("/assets/<file..>?<v>")]
@@ -277,21 +277,35 @@ mod tests {
         assert!(!accepts_gzip("identity"));
     }
 
+    /// The page's scripts: every `.js` file of `static/`.
+    fn scripts() -> Vec<String> {
+        let names: Vec<String> = Assets::iter()
+            .filter(|n| n.ends_with(".js"))
+            .map(|n| n.to_string())
+            .collect();
+        assert!(names.len() > 1, "{names:?}");
+        names
+    }
+
     #[test]
     fn html_names_stamped_assets() {
         let html = String::from_utf8_lossy(stamped_html("index.html").unwrap()).to_string();
-        let v = version("app.js").unwrap();
-        assert_eq!(v.len(), 12);
-        assert!(
-            html.contains(&format!("\"/assets/app.js?v={v}\"")),
-            "{html}"
-        );
-        assert!(!html.contains("\"/assets/app.css\""));
+        // Every script of static/ is loaded (a forgotten one would leave the page without
+        // its part), and only in its stamped form.
+        for name in scripts().iter().map(String::as_str).chain(["app.css"]) {
+            let v = version(name).unwrap();
+            assert_eq!(v.len(), 12);
+            assert!(
+                html.contains(&format!("\"/assets/{name}?v={v}\"")),
+                "{name}: {html}"
+            );
+            assert!(!html.contains(&format!("\"/assets/{name}\"")), "{name}");
+        }
     }
 
     #[test]
     fn text_assets_are_gzipped_at_build_time() {
-        for name in ["app.js", "app.css"] {
+        for name in scripts().iter().map(String::as_str).chain(["app.css"]) {
             assert!(GZIPPED.iter().any(|(n, _, _)| *n == name), "{name}");
         }
     }

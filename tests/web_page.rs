@@ -12,6 +12,23 @@ fn body_text(res: rocket::local::blocking::LocalResponse<'_>) -> String {
     res.into_string().unwrap_or_default()
 }
 
+/// The `src` of every `<script>` of a page, in document order.
+fn script_urls(html: &str) -> Vec<String> {
+    html.split("<script src=\"")
+        .skip(1)
+        .map(|rest| rest.chars().take_while(|c| *c != '"').collect())
+        .collect()
+}
+
+/// The page's scripts, by the unstamped URL (`/assets/app-core.js`), in the order they run.
+fn scripts(s: &TestServer) -> Vec<String> {
+    let html = body_text(s.client.get("/").dispatch());
+    script_urls(&html)
+        .into_iter()
+        .map(|u| u.split('?').next().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn unknown_page_paths_get_an_html_404_and_api_stays_json() {
     let s = server();
@@ -43,50 +60,75 @@ fn page_paths_serve_the_page_uncached_with_stamped_assets() {
         assert_eq!(res.status(), Status::Ok, "{path}");
         assert_eq!(res.headers().get_one("Cache-Control"), Some("no-cache"));
         let html = body_text(res);
-        assert!(html.contains("/assets/app.js?v="), "{path}: {html}");
+        let urls = script_urls(&html);
+        assert!(urls.len() > 1, "{path}: {html}");
+        for url in &urls {
+            assert!(url.starts_with("/assets/app-"), "{path}: {url}");
+            assert!(url.contains(".js?v="), "{path}: {url}");
+        }
+        // They share one namespace: the core makes it, the start script uses every part.
+        assert!(urls[0].starts_with("/assets/app-core.js?v="), "{urls:?}");
+        assert!(
+            urls.last().unwrap().starts_with("/assets/app-start.js?v="),
+            "{urls:?}"
+        );
     }
     let html = body_text(s.client.get("/").dispatch());
-    let start = html.find("/assets/app.js?v=").unwrap();
-    let url: String = html[start..].chars().take_while(|c| *c != '"').collect();
-    let res = s.client.get(url.clone()).dispatch();
-    assert_eq!(res.status(), Status::Ok);
-    assert_eq!(
-        res.headers().get_one("Cache-Control"),
-        Some("public, max-age=31536000, immutable"),
-        "{url}"
-    );
-    // An old or missing stamp is not cached for long.
-    for stale in ["/assets/app.js?v=000000000000", "/assets/app.js"] {
-        let res = s.client.get(stale).dispatch();
+    for url in script_urls(&html) {
+        let res = s.client.get(url.clone()).dispatch();
+        assert_eq!(res.status(), Status::Ok, "{url}");
+        assert_eq!(res.content_type(), Some(ContentType::JavaScript), "{url}");
         assert_eq!(
             res.headers().get_one("Cache-Control"),
-            Some("public, max-age=3600")
+            Some("public, max-age=31536000, immutable"),
+            "{url}"
         );
+        // An old or missing stamp is not cached for long.
+        let bare = url.split('?').next().unwrap();
+        for stale in [format!("{bare}?v=000000000000"), bare.to_string()] {
+            let res = s.client.get(stale.clone()).dispatch();
+            assert_eq!(res.status(), Status::Ok, "{stale}");
+            assert_eq!(
+                res.headers().get_one("Cache-Control"),
+                Some("public, max-age=3600"),
+                "{stale}"
+            );
+        }
     }
 }
 
 #[test]
 fn assets_are_gzipped_for_clients_that_accept_it() {
     let s = server();
-    let plain = s.client.get("/assets/app.js").dispatch();
-    assert_eq!(plain.headers().get_one("Content-Encoding"), None);
-    assert_eq!(plain.headers().get_one("Vary"), Some("Accept-Encoding"));
-    let plain = plain.into_bytes().unwrap();
-    let res = s
-        .client
-        .get("/assets/app.js")
-        .header(Header::new("Accept-Encoding", "gzip, deflate, br"))
-        .dispatch();
-    assert_eq!(res.headers().get_one("Content-Encoding"), Some("gzip"));
-    assert_eq!(res.content_type(), Some(ContentType::JavaScript));
-    let gz = res.into_bytes().unwrap();
-    assert!(
-        gz.len() * 2 < plain.len(),
-        "{} vs {}",
-        gz.len(),
-        plain.len()
-    );
-    assert_eq!(&gz[..2], &[0x1f, 0x8b], "a gzip stream");
+    for url in scripts(&s) {
+        let plain = s.client.get(url.clone()).dispatch();
+        assert_eq!(plain.headers().get_one("Content-Encoding"), None, "{url}");
+        assert_eq!(
+            plain.headers().get_one("Vary"),
+            Some("Accept-Encoding"),
+            "{url}"
+        );
+        let plain = plain.into_bytes().unwrap();
+        let res = s
+            .client
+            .get(url.clone())
+            .header(Header::new("Accept-Encoding", "gzip, deflate, br"))
+            .dispatch();
+        assert_eq!(
+            res.headers().get_one("Content-Encoding"),
+            Some("gzip"),
+            "{url}"
+        );
+        assert_eq!(res.content_type(), Some(ContentType::JavaScript), "{url}");
+        let gz = res.into_bytes().unwrap();
+        assert!(
+            gz.len() * 2 < plain.len(),
+            "{url}: {} vs {}",
+            gz.len(),
+            plain.len()
+        );
+        assert_eq!(&gz[..2], &[0x1f, 0x8b], "{url}: a gzip stream");
+    }
     let res = s
         .client
         .get("/assets/app.css")
