@@ -20,6 +20,7 @@
 //! building one; `SLUGBASE_E2E_VERBOSE` echoes the server log;
 //! `SLUGBASE_E2E_UPDATE_DOCS` refreshes `docs/enrollment.png`.
 
+#[allow(dead_code)] // helpers the other browser tests use
 mod e2e;
 
 use std::path::{Path, PathBuf};
