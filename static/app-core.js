@@ -49,7 +49,6 @@ window.slugbase = (function () {
     confirmMode: 'totp',
     setupToken: '',
     events: [], // last GET /api/auth/mfa/events
-    eventsAll: false, // show every event, not just the newest
     enrollResumed: false, // the enroll panel shows a key begun earlier (GET .../enroll/pending)
     tokenReauth: false, // creating a token needs the password (and a code) in the body
     tokenCodeMode: 'totp',
