@@ -45,6 +45,26 @@ fn bench_smoke_runs_every_workload_and_prints_the_tables() {
             "no row for {name}:\n{md}"
         );
     }
+    // The nginx rows run when nginx is installed (.ci/run installs it, so CI must have them);
+    // without it their target must say SKIPPED, never PASS.
+    let nginx_rows = [bench::nginx::PROTECTED, bench::nginx::PLAIN];
+    if bench::nginx::binary().is_some() || std::env::var_os("CI").is_some() {
+        for name in nginx_rows {
+            assert!(
+                md.contains(&format!("| {name} |")),
+                "no row for {name}:\n{md}"
+            );
+        }
+        assert!(
+            md.contains(&format!("| {} req/s ÷ ", nginx_rows[0])),
+            "{md}"
+        );
+    } else {
+        assert!(
+            md.contains("| nginx not found | ≥ 0.40 | SKIPPED |"),
+            "{md}"
+        );
+    }
     assert!(
         md.contains("### Targets") && md.contains("targets met."),
         "{md}"

@@ -59,7 +59,8 @@ impl Conn {
         }
     }
 
-    /// Sends one request and reads its response. `body` is sent as JSON.
+    /// Sends one request and reads its response. `body` is sent as JSON. A `Host` in
+    /// `headers` replaces the default (the address), for a proxy that routes by name.
     pub async fn request(
         &mut self,
         method: &str,
@@ -70,7 +71,10 @@ impl Conn {
         use std::io::Write;
         self.req.clear();
         let r = &mut self.req;
-        write!(r, "{method} {path} HTTP/1.1\r\nHost: {}\r\n", self.host)?;
+        write!(r, "{method} {path} HTTP/1.1\r\n")?;
+        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+            write!(r, "Host: {}\r\n", self.host)?;
+        }
         for (k, v) in headers {
             write!(r, "{k}: {v}\r\n")?;
         }

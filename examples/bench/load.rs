@@ -98,7 +98,7 @@ impl Outcome {
     }
 }
 
-fn xorshift(s: &mut u64) -> u64 {
+pub(super) fn xorshift(s: &mut u64) -> u64 {
     let mut x = *s;
     x ^= x << 13;
     x ^= x >> 7;
@@ -258,7 +258,11 @@ pub async fn run<W: Workload>(
     out
 }
 
-fn expect(r: std::io::Result<Response>, what: &str, status: u16) -> Result<Response, String> {
+pub(super) fn expect(
+    r: std::io::Result<Response>,
+    what: &str,
+    status: u16,
+) -> Result<Response, String> {
     match r {
         Ok(r) if r.status == status => Ok(r),
         Ok(r) => Err(format!("{what}: HTTP {} {}", r.status, r.excerpt())),
@@ -266,7 +270,7 @@ fn expect(r: std::io::Result<Response>, what: &str, status: u16) -> Result<Respo
     }
 }
 
-fn done(r: Result<(), String>) -> Op {
+pub(super) fn done(r: Result<(), String>) -> Op {
     match r {
         Ok(()) => Op::Ok,
         Err(e) => Op::Fail(e),

@@ -9,6 +9,7 @@
 
 pub mod http;
 pub mod load;
+pub mod nginx;
 pub mod report;
 pub mod seed;
 pub mod server;
@@ -138,7 +139,7 @@ impl Options {
 }
 
 pub const USAGE: &str = "usage: bench [--smoke] [--server-bin PATH] [--no-build] [--scales 1000,100000] \
-[--conns 16,64] [--warmup SECS] [--duration SECS] [--only health,status,forward-auth,begin,cycle,verify,login] [--keep]";
+[--conns 16,64] [--warmup SECS] [--duration SECS] [--only health,status,forward-auth,nginx,begin,cycle,verify,login] [--keep]";
 
 fn log(msg: &str) {
     eprintln!("[bench] {msg}");
@@ -218,14 +219,21 @@ impl Ctx<'_> {
         w: Arc<W>,
         measure: Duration,
     ) -> Outcome {
-        self.rt.block_on(load::run(
-            w,
-            srv.addr,
-            conns,
-            self.opts.warmup,
-            measure,
-            srv.pid,
-        ))
+        self.window_at(srv.addr, srv.pid, conns, w, measure)
+    }
+
+    /// [`Ctx::window`] against `addr` (a proxy in front of the server), with the CPU and
+    /// memory figures of process `pid`.
+    fn window_at<W: load::Workload>(
+        &mut self,
+        addr: std::net::SocketAddr,
+        pid: u32,
+        conns: usize,
+        w: Arc<W>,
+        measure: Duration,
+    ) -> Outcome {
+        self.rt
+            .block_on(load::run(w, addr, conns, self.opts.warmup, measure, pid))
     }
 
     /// Measures one workload on every site in turns, forward then backward, [`TURNS`] times
@@ -481,7 +489,8 @@ fn focus(sites: &mut [Site], i: usize) -> &mut Site {
 
 /// Every row. The scales take turns row by row (1,000 users, then 100,000, at the same
 /// workload and connection count), so that the machine's drift over the run falls on both
-/// alike; the health floor is measured before and after the status rows.
+/// alike; the health floor is measured before and after the status rows. The nginx rows
+/// (smallest scale only) follow the second health floor.
 fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(), String> {
     let opts = ctx.opts;
     let conns_list = opts.conns.clone();
@@ -519,6 +528,9 @@ fn measure_all(ctx: &mut Ctx<'_>, sites: &mut [Site], pw_hash: &str) -> Result<(
     // the status rows cancels.
     if opts.wants("health") && !statuses.is_empty() {
         health(ctx, sites, &format!("health{}", report::REPEAT));
+    }
+    if opts.wants(nginx::PROTECTED) || opts.wants(nginx::PLAIN) {
+        nginx::rows(ctx, sites)?;
     }
     if opts.wants("begin→cancel") || opts.wants("begin") {
         for &c in &conns_list {
