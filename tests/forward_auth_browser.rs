@@ -25,7 +25,7 @@ struct Browser {
     session: Session,
     port: u16,
     _driver: Driver,
-    _nginx: Proc,
+    _nginx: Nginx,
     _dirs: [tempfile::TempDir; 3],
 }
 

@@ -29,6 +29,26 @@ impl Drop for Proc {
     }
 }
 
+/// An nginx master process, stopped with SIGTERM when dropped: a SIGKILL would leave its
+/// workers running as orphans (still bound to the test's port).
+pub struct Nginx(pub Child);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) has no memory preconditions; the pid is our own child's.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Finds a tool: `$env_var`, then `extra` paths, then PATH. Missing: panics under CI=true,
 /// otherwise says so loudly and returns None.
 pub fn tool(name: &str, env_var: &str, extra: &[PathBuf], install: &str) -> Option<PathBuf> {
@@ -363,7 +383,7 @@ pub fn nginx_config(dir: &Path, port: u16, slug: u16, upstream: u16) -> PathBuf 
 }
 
 /// Starts nginx with the committed server block in front of `upstream`.
-pub fn start_nginx(nginx: &Path, dir: &Path, port: u16, slug: u16, upstream: u16) -> Proc {
+pub fn start_nginx(nginx: &Path, dir: &Path, port: u16, slug: u16, upstream: u16) -> Nginx {
     let conf = nginx_config(dir, port, slug, upstream);
     let child = Command::new(nginx)
         .args([
@@ -379,7 +399,7 @@ pub fn start_nginx(nginx: &Path, dir: &Path, port: u16, slug: u16, upstream: u16
         .spawn()
         .expect("start nginx");
     wait_port(port, "nginx");
-    Proc(child)
+    Nginx(child)
 }
 
 /// The Traefik binary: the CI venv's, `$SLUGBASE_TRAEFIK` or on PATH.
