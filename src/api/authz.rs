@@ -188,8 +188,9 @@ async fn check(app: &App, gate: &Gate, client: ClientInfo, q: Asked, flavor: Fla
     };
     let user_id = found.as_ref().map_or(0, |f| f.0);
     let decision = decide(&gate.rules, rule, found.map(|f| f.1));
-    let base = public_base(&app.config);
-    let rd = utf8_percent_encode(&t.url(), NON_ALPHANUMERIC).to_string();
+    // Only refusals need these: an allowed check (nearly every one) skips building them.
+    let base = || public_base(&app.config);
+    let rd = || utf8_percent_encode(&t.url(), NON_ALPHANUMERIC).to_string();
     let send = |to: String, e: ApiError| match (q.navigation, flavor) {
         (true, Flavor::ForwardAuth) => Answer::Redirect(to),
         (true, Flavor::AuthRequest) => Answer::Refuse(e, Some(to)),
@@ -197,21 +198,24 @@ async fn check(app: &App, gate: &Gate, client: ClientInfo, q: Asked, flavor: Fla
     };
     match decision {
         Decision::Allow(caller) => {
-            tracing::debug!(rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth allowed");
+            tracing::debug!(target: "slugbase::authz", rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth allowed");
             Answer::Allow(caller)
         }
         Decision::SignIn => {
-            tracing::info!(rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth: sign-in required");
-            send(format!("{base}/login?rd={rd}"), ApiError::unauthorized())
+            tracing::info!(target: "slugbase::authz", rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth: sign-in required");
+            send(
+                format!("{}/login?rd={}", base(), rd()),
+                ApiError::unauthorized(),
+            )
         }
         Decision::Enroll => {
-            tracing::info!(rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth: MFA enrollment required");
+            tracing::info!(target: "slugbase::authz", rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth: MFA enrollment required");
             let e = ApiError::new(
                 Status::Forbidden,
                 "MFA_ENROLLMENT_REQUIRED",
                 "This application requires two-step verification: set it up on your account first",
             );
-            let to = format!("{base}/?enroll=1&rd={rd}");
+            let to = format!("{}/?enroll=1&rd={}", base(), rd());
             match (q.navigation, flavor) {
                 (true, Flavor::ForwardAuth) => Answer::Redirect(to),
                 (true, Flavor::AuthRequest) => Answer::Refuse(
@@ -222,7 +226,7 @@ async fn check(app: &App, gate: &Gate, client: ClientInfo, q: Asked, flavor: Fla
             }
         }
         Decision::Forbidden => {
-            tracing::info!(rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth denied");
+            tracing::info!(target: "slugbase::authz", rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth denied");
             let now = app.now();
             if gate.denied.should_record(user_id, q.rule, &t.host, now) {
                 let detail = format!("rule={rule_name} host={} path={}", t.host, t.path);

@@ -38,8 +38,14 @@ impl Fairing for RequestLog {
         let latency_ms = format_args!("{:.2}", started.elapsed().as_secs_f64() * 1000.0);
         let user = (user != 0).then_some(user);
         // A missing asset (a stale cached page, a browser's favicon guess) is noise at
-        // homelab scale; every other request, unmatched ones included, is logged at INFO.
-        if status == 404 && path.as_str().starts_with("/assets/") {
+        // homelab scale, and so is the proxies' check of every request to every app: its
+        // handler has logged the answer already (allowed at DEBUG, refused at INFO), so only
+        // its other outcomes (a proxy that sends no original request, a server error) are
+        // logged here at INFO, as is every other request, unmatched ones included.
+        let answered = matches!(status, 200 | 302 | 401 | 403);
+        let quiet = (status == 404 && path.as_str().starts_with("/assets/"))
+            || (answered && path.as_str().starts_with("/api/authz/"));
+        if quiet {
             tracing::debug!(target: "slugbase::request", %method, %path, status, latency_ms, user, ip = %ip);
         } else {
             tracing::info!(target: "slugbase::request", %method, %path, status, latency_ms, user, ip = %ip);
