@@ -81,11 +81,18 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("database migration failed: {e}");
     conn.execute_batch("PRAGMA foreign_keys = OFF")
         .map_err(|e| fail(&e))?;
-    let ran = embedded::migrations::runner().run(conn).map(|_| ());
-    let broken: rusqlite::Result<i64> =
+    let ran = embedded::migrations::runner().run(conn);
+    // The check reads every referencing table (a second or more on a large database), so
+    // only after a start that migrated something.
+    let applied = ran.as_ref().map_or(true, |r| !r.applied_migrations().is_empty());
+    let broken: rusqlite::Result<i64> = if applied {
         conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
             r.get(0)
-        });
+        })
+    } else {
+        Ok(0)
+    };
+    let ran = ran.map(|_| ());
     conn.execute_batch("PRAGMA foreign_keys = ON")
         .map_err(|e| fail(&e))?;
     ran.map_err(|e| fail(&e))?;
