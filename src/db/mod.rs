@@ -84,7 +84,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), String> {
     let ran = embedded::migrations::runner().run(conn);
     // The check reads every referencing table (a second or more on a large database), so
     // only after a start that migrated something.
-    let applied = ran.as_ref().map_or(true, |r| !r.applied_migrations().is_empty());
+    let applied = ran
+        .as_ref()
+        .map_or(true, |r| !r.applied_migrations().is_empty());
     let broken: rusqlite::Result<i64> = if applied {
         conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
             r.get(0)
