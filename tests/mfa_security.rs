@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::*;
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::Client as AsyncClient;
 use serde_json::json;
 use slugbase::clock::ManualClock;
@@ -125,24 +125,8 @@ fn code_lockout_counts_across_endpoints_and_survives_restart() {
         assert_error(res, Status::BadRequest, "INVALID_CODE");
     }
     {
-        let res = s.post_json(
-            "/api/auth/login",
-            &json!({"email": "ann@example.com", "password": PASSWORD}),
-            &[],
-        );
-        let pending = res
-            .cookies()
-            .get("slugbase.mfa_pending")
-            .unwrap()
-            .value()
-            .to_string();
-        let res = s
-            .client
-            .post("/api/auth/mfa/verify")
-            .header(ContentType::JSON)
-            .cookie(cookie("slugbase.mfa_pending", &pending))
-            .body(r#"{"code":"000000"}"#)
-            .dispatch();
+        let pending = s.password_step("ann@example.com");
+        let res = verify(&s, &pending, "000000");
         assert_error(res, Status::Unauthorized, "INVALID_CODE");
     }
     // Ten failures: even the right code is refused now, and after a restart.
@@ -309,25 +293,9 @@ fn oathtool_codes_confirm_and_verify() {
     );
     assert_eq!(res.status(), Status::Ok);
     s.next_step();
-    let res = s.post_json(
-        "/api/auth/login",
-        &json!({"email": "ann@example.com", "password": PASSWORD}),
-        &[],
-    );
-    let pending = res
-        .cookies()
-        .get("slugbase.mfa_pending")
-        .unwrap()
-        .value()
-        .to_string();
+    let pending = s.password_step("ann@example.com");
     let code = oathtool(&secret, s.clock.now_()).unwrap();
-    let res = s
-        .client
-        .post("/api/auth/mfa/verify")
-        .cookie(cookie("slugbase.mfa_pending", &pending))
-        .header(Header::new("Content-Type", "application/json"))
-        .body(json!({ "code": code }).to_string())
-        .dispatch();
+    let res = verify(&s, &pending, &code);
     assert_eq!(res.status(), Status::Ok);
 }
 

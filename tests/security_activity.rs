@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use rocket::http::{ContentType, Status};
+use rocket::http::Status;
 use serde_json::{json, Value};
 
 fn names(s: &TestServer, jwt: &str) -> Vec<String> {
@@ -94,24 +94,8 @@ fn a_backup_code_sign_in_is_one_event() {
     let s = server();
     let (_, jwt) = s.bearer_for("ann@example.com");
     let (_, codes) = s.enroll(&jwt);
-    let res = s.post_json(
-        "/api/auth/login",
-        &json!({"email": "ann@example.com", "password": PASSWORD}),
-        &[],
-    );
-    let pending = res
-        .cookies()
-        .get("slugbase.mfa_pending")
-        .unwrap()
-        .value()
-        .to_string();
-    let res = s
-        .client
-        .post("/api/auth/mfa/verify")
-        .header(ContentType::JSON)
-        .cookie(cookie("slugbase.mfa_pending", &pending))
-        .body(json!({"code": codes[0]}).to_string())
-        .dispatch();
+    let pending = s.password_step("ann@example.com");
+    let res = verify(&s, &pending, &codes[0]);
     assert_eq!(res.status(), Status::Ok);
     let all = names(&s, &jwt);
     assert_eq!(all[0], "verify_backup_success", "{all:?}");

@@ -157,28 +157,13 @@ fn session_probe_answers_200_in_every_state() {
     assert_eq!(me["user"]["email"], "ann@example.com");
     // With MFA on, the password step leaves a pending sign-in the probe names.
     s.enroll(&jwt);
-    let res = s.post_json(
-        "/api/auth/login",
-        &json!({"email": "ann@example.com", "password": PASSWORD}),
-        &[],
-    );
-    let pending = res
-        .cookies()
-        .get("slugbase.mfa_pending")
-        .unwrap()
-        .value()
-        .to_string();
+    let pending = s.password_step("ann@example.com");
     let st = probe(&[("slugbase.mfa_pending", &pending)]);
     assert_eq!(st["signed_in"], false);
     assert_eq!(st["mfa_pending"]["email"], "ann@example.com");
     // Five wrong codes cancel it; the probe then says nothing is pending.
     for _ in 0..5 {
-        s.client
-            .post("/api/auth/mfa/verify")
-            .header(ContentType::JSON)
-            .cookie(cookie("slugbase.mfa_pending", &pending))
-            .body(r#"{"code":"000000"}"#)
-            .dispatch();
+        verify(&s, &pending, "000000");
     }
     assert_eq!(
         probe(&[("slugbase.mfa_pending", &pending)]),
@@ -186,17 +171,7 @@ fn session_probe_answers_200_in_every_state() {
     );
     // Expired after five minutes.
     s.next_step();
-    let res = s.post_json(
-        "/api/auth/login",
-        &json!({"email": "ann@example.com", "password": PASSWORD}),
-        &[],
-    );
-    let pending = res
-        .cookies()
-        .get("slugbase.mfa_pending")
-        .unwrap()
-        .value()
-        .to_string();
+    let pending = s.password_step("ann@example.com");
     s.clock.advance(301);
     assert_eq!(
         probe(&[("slugbase.mfa_pending", &pending)]),

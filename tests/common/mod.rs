@@ -108,6 +108,15 @@ impl TestServer {
         (id, self.login(email).1)
     }
 
+    /// Signs in with the password of an account with MFA on; returns the pending cookie.
+    pub fn password_step(&self, email: &str) -> String {
+        pending_of(self.post_json(
+            "/api/auth/login",
+            &json!({"email": email, "password": PASSWORD}),
+            &[],
+        ))
+    }
+
     pub fn post_json(
         &self,
         path: &str,
