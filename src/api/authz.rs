@@ -191,9 +191,14 @@ async fn check(app: &App, gate: &Gate, client: ClientInfo, q: Asked, flavor: Fla
     // Only refusals need these: an allowed check (nearly every one) skips building them.
     let base = || public_base(&app.config);
     let rd = || utf8_percent_encode(&t.url(), NON_ALPHANUMERIC).to_string();
+    // A browser is sent to `to`: a 302 for Traefik and Caddy; for nginx a 401 with
+    // `Location` (the only error auth_request passes on), keeping the error's code.
     let send = |to: String, e: ApiError| match (q.navigation, flavor) {
         (true, Flavor::ForwardAuth) => Answer::Redirect(to),
-        (true, Flavor::AuthRequest) => Answer::Refuse(e, Some(to)),
+        (true, Flavor::AuthRequest) => Answer::Refuse(
+            ApiError::new(Status::Unauthorized, e.code, e.message),
+            Some(to),
+        ),
         (false, _) => Answer::Refuse(e, None),
     };
     match decision {
@@ -215,15 +220,7 @@ async fn check(app: &App, gate: &Gate, client: ClientInfo, q: Asked, flavor: Fla
                 "MFA_ENROLLMENT_REQUIRED",
                 "This application requires two-step verification: set it up on your account first",
             );
-            let to = format!("{}/?enroll=1&rd={}", base(), rd());
-            match (q.navigation, flavor) {
-                (true, Flavor::ForwardAuth) => Answer::Redirect(to),
-                (true, Flavor::AuthRequest) => Answer::Refuse(
-                    ApiError::new(Status::Unauthorized, e.code, e.message),
-                    Some(to),
-                ),
-                (false, _) => Answer::Refuse(e, None),
-            }
+            send(format!("{}/?enroll=1&rd={}", base(), rd()), e)
         }
         Decision::Forbidden => {
             tracing::info!(target: "slugbase::authz", rule = %rule_name, host = %t.host, path = %t.path, user = user_id, "forward-auth denied");
